@@ -1,0 +1,111 @@
+"""The hand-written backward pass against finite differences, and the fused forward pass
+against a plain step-by-step reading of the gate equations."""
+
+import numpy as np
+import pytest
+
+from wordlstm import lstm
+from wordlstm.model import Architecture, LanguageModel
+
+
+def two_chunk_loss(model, chunks, dropout_seed):
+    """Loss over consecutive BPTT chunks with the state carried, and its exact gradient
+    (the gradient flows back from the second chunk into the first through the state)."""
+    rng = np.random.default_rng(dropout_seed)
+    state = model.zero_state(chunks[0][0].shape[1])
+    total, steps = 0.0, []
+    for x, y in chunks:
+        out, state, cache = model.forward(x, state, rng=rng)
+        loss, dout, dec = model.loss(out, y)
+        total += loss
+        steps.append((cache, dout, dec))
+    grads = {n: np.zeros_like(p) for n, p in model.params.items()}
+    dstate = None
+    for cache, dout, dec in reversed(steps):
+        g, dstate = model.backward(cache, dout, dec, dstate)
+        for n, v in g.items():
+            grads[n] += v
+    return total, grads
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_every_parameter_matches_finite_differences_across_two_chunks(tied):
+    arch = Architecture(vocab=7, embed=5, hidden=5 if tied else 4, layers=2, tied=tied)
+    model = LanguageModel.init(arch, np.random.default_rng(0), dropout=0.3, dtype=np.float64)
+    data_rng = np.random.default_rng(1)
+    T, B = 4, 3
+    stream = data_rng.integers(0, arch.vocab, size=(2 * T + 1, B))
+    chunks = [(stream[:T], stream[1 : T + 1]), (stream[T : 2 * T], stream[T + 1 : 2 * T + 1])]
+    # Non-zero biases and a larger weight scale make every gate term matter.
+    for p in model.params.values():
+        p += data_rng.uniform(-0.3, 0.3, p.shape)
+
+    _, grads = two_chunk_loss(model, chunks, dropout_seed=5)
+    expected = set(arch.shapes()) - ({"decoder.weight"} if tied else set())
+    assert set(grads) == expected
+
+    eps = 1e-6
+    for name, param in model.params.items():
+        numeric = np.zeros_like(param)
+        flat, nflat = param.reshape(-1), numeric.reshape(-1)
+        for j in range(flat.size):
+            saved = flat[j]
+            flat[j] = saved + eps
+            up, _ = two_chunk_loss(model, chunks, dropout_seed=5)
+            flat[j] = saved - eps
+            down, _ = two_chunk_loss(model, chunks, dropout_seed=5)
+            flat[j] = saved
+            nflat[j] = (up - down) / (2 * eps)
+        err = np.abs(grads[name] - numeric).max() / max(
+            1e-12, np.abs(grads[name]).max() + np.abs(numeric).max()
+        )
+        assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+
+def test_the_second_chunk_depends_on_the_first_through_the_carried_state():
+    arch = Architecture(vocab=6, embed=3, hidden=3, layers=1)
+    model = LanguageModel.init(arch, np.random.default_rng(0), dtype=np.float64)
+    x = np.array([[1], [2], [3]])
+    _, carried, _ = model.forward(x, model.zero_state(1))
+    out_zero, _, _ = model.forward(x, model.zero_state(1))
+    out_carried, _, _ = model.forward(x, carried)
+    assert not np.allclose(out_zero, out_carried)
+
+
+def plain_lstm(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    """The gate equations one step and one gate at a time, as in the textbook."""
+    H = h.shape[-1]
+
+    def sigmoid(a):
+        return 1.0 / (1.0 + np.exp(-a))
+
+    def gate(k, x_t, h):
+        rows = slice(k * H, (k + 1) * H)
+        return x_t @ w_ih[rows].T + h @ w_hh[rows].T + b_ih[rows] + b_hh[rows]
+
+    outputs = []
+    for x_t in x:
+        i = sigmoid(gate(0, x_t, h))
+        f = sigmoid(gate(1, x_t, h))
+        g = np.tanh(gate(2, x_t, h))
+        o = sigmoid(gate(3, x_t, h))
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs), h, c
+
+
+def test_fused_forward_equals_the_plain_gate_equations():
+    rng = np.random.default_rng(3)
+    T, B, n_in, H = 6, 2, 5, 4
+    x = rng.normal(size=(T, B, n_in))
+    h0, c0 = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    w_ih, w_hh = rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H))
+    b_ih, b_hh = rng.normal(size=4 * H), rng.normal(size=4 * H)
+
+    out, cache = lstm.forward(x, h0, c0, w_ih, w_hh, b_ih + b_hh)
+    want_out, want_h, want_c = plain_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+    np.testing.assert_allclose(out, want_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.h[-1], want_h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.c[-1], want_c, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,5 @@
+"""`python -m wordlstm` runs the command line."""
+
+from wordlstm.cli import main
+
+main()

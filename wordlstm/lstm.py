@@ -1,0 +1,140 @@
+"""One LSTM layer over a chunk of T time steps: the forward pass and its backward pass.
+
+Per step t, from the input x_t and the previous hidden state h_{t-1}:
+
+    i_t = sigmoid(W_ii x_t + W_hi h_{t-1} + b_i)     input gate: how much to write
+    f_t = sigmoid(W_if x_t + W_hf h_{t-1} + b_f)     forget gate: how much of c_{t-1} to keep
+    g_t = tanh(W_ig x_t + W_hg h_{t-1} + b_g)        candidate values to write
+    o_t = sigmoid(W_io x_t + W_ho h_{t-1} + b_o)     output gate: how much of the cell to show
+    c_t = f_t * c_{t-1} + i_t * g_t                  the cell state, the long-term memory
+    h_t = o_t * tanh(c_t)                            the hidden state, this step's output
+
+The four gates are stacked as rows of one matrix in PyTorch's order i, f, g, o:
+W_ih is 4H x in and W_hh is 4H x H, so one product gives all four gates at once. The
+inputs of all T steps do not depend on h, so they are projected in a single product before
+the time loop; only h_{t-1} @ W_hh.T is left inside it.
+
+The backward pass is backpropagation through time: it walks the steps in reverse, carrying
+dL/dh and dL/dc from step t+1 to step t, and keeps each step's gate gradients so that the
+weight gradients are each one product after the loop.
+"""
+
+from dataclasses import dataclass
+
+from wordlstm.backend import xp
+
+
+def sigmoid_(a: "xp.ndarray") -> "xp.ndarray":
+    """In-place logistic sigmoid, as 0.5 * (1 + tanh(a / 2)): no overflow for large |a|."""
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def split_gates(a: "xp.ndarray") -> tuple:
+    """Views of the i, f, g, o blocks of a (..., 4H) gate array."""
+    H = a.shape[-1] // 4
+    return a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+
+
+@dataclass
+class LayerCache:
+    """What the backward pass needs from the forward pass of one layer."""
+
+    x: "xp.ndarray"  # (T, B, in) the layer's input
+    gates: "xp.ndarray"  # (T, B, 4H) i, f, g, o after their nonlinearities
+    h: "xp.ndarray"  # (T+1, B, H) h[0] is the initial state, h[t+1] the output of step t
+    c: "xp.ndarray"  # (T+1, B, H) likewise for the cell state
+    tanh_c: "xp.ndarray"  # (T, B, H) tanh(c_t)
+
+
+def forward(
+    x: "xp.ndarray",
+    h0: "xp.ndarray",
+    c0: "xp.ndarray",
+    w_ih: "xp.ndarray",
+    w_hh: "xp.ndarray",
+    bias: "xp.ndarray",
+) -> tuple["xp.ndarray", LayerCache]:
+    """Runs the layer over x (T, B, in) from state (h0, c0); returns h_1..h_T (T, B, H)."""
+    T, B, n_in = x.shape
+    H = h0.shape[-1]
+    gates = (x.reshape(T * B, n_in) @ w_ih.T).reshape(T, B, 4 * H)
+    gates += bias
+    h = xp.empty((T + 1, B, H), dtype=x.dtype)
+    c = xp.empty((T + 1, B, H), dtype=x.dtype)
+    tanh_c = xp.empty((T, B, H), dtype=x.dtype)
+    recurrent = xp.empty((B, 4 * H), dtype=x.dtype)
+    ig = xp.empty((B, H), dtype=x.dtype)
+    h[0], c[0] = h0, c0
+    w_hh_t = w_hh.T
+    for t in range(T):
+        a = gates[t]
+        xp.matmul(h[t], w_hh_t, out=recurrent)
+        a += recurrent
+        sigmoid_(a[:, : 2 * H])  # i and f
+        xp.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])  # g
+        sigmoid_(a[:, 3 * H :])  # o
+        i, f, g, o = split_gates(a)
+        xp.multiply(f, c[t], out=c[t + 1])
+        xp.multiply(i, g, out=ig)
+        c[t + 1] += ig
+        xp.tanh(c[t + 1], out=tanh_c[t])
+        xp.multiply(o, tanh_c[t], out=h[t + 1])
+    return h[1:], LayerCache(x, gates, h, c, tanh_c)
+
+
+def backward(
+    dh_out: "xp.ndarray",
+    dh_last: "xp.ndarray",
+    dc_last: "xp.ndarray",
+    cache: LayerCache,
+    w_ih: "xp.ndarray",
+    w_hh: "xp.ndarray",
+) -> tuple["xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray"]:
+    """Backpropagation through time for one layer.
+
+    dh_out (T, B, H) is dL/dh_t from above (the next layer or the decoder); dh_last and
+    dc_last are dL/dh_T and dL/dc_T from beyond the chunk (zero in truncated BPTT).
+    Returns dx (T, B, in), dh0, dc0, dW_ih, dW_hh and dbias (the gradient of both
+    b_ih and b_hh, which enter the gates as one sum).
+    """
+    T, B, n_in = cache.x.shape
+    H = dh_out.shape[-1]
+    dgates = xp.empty_like(cache.gates)
+    dh = dh_last.copy()
+    dc = dc_last.copy()
+    tmp = xp.empty((B, H), dtype=dh.dtype)
+    for t in reversed(range(T)):
+        i, f, g, o = split_gates(cache.gates[t])
+        di, df, dg, do = split_gates(dgates[t])
+        dh += dh_out[t]
+        # h_t = o * tanh(c_t): into the output gate, and through tanh into the cell
+        xp.multiply(dh, cache.tanh_c[t], out=do)
+        xp.multiply(cache.tanh_c[t], cache.tanh_c[t], out=tmp)
+        xp.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        # c_t = f * c_{t-1} + i * g
+        xp.multiply(dc, g, out=di)
+        xp.multiply(dc, cache.c[t], out=df)
+        xp.multiply(dc, i, out=dg)
+        dc *= f  # dL/dc_{t-1}
+        # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
+        for d, s in ((di, i), (df, f), (do, o)):
+            xp.subtract(1.0, s, out=tmp)
+            tmp *= s
+            d *= tmp
+        xp.multiply(g, g, out=tmp)
+        xp.subtract(1.0, tmp, out=tmp)
+        dg *= tmp
+        dh = dgates[t] @ w_hh  # dL/dh_{t-1}
+    flat = dgates.reshape(T * B, 4 * H)
+    dw_ih = flat.T @ cache.x.reshape(T * B, n_in)
+    dw_hh = flat.T @ cache.h[:-1].reshape(T * B, H)
+    dbias = flat.sum(axis=0)
+    dx = (flat @ w_ih).reshape(T, B, n_in)
+    return dx, dh, dc, dw_ih, dw_hh, dbias

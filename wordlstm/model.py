@@ -1,0 +1,251 @@
+"""The language model: embedding -> stacked LSTM -> dropout -> linear decoder -> softmax.
+
+Parameters live in one dict under the names and layouts of the PyTorch word-language-model
+example (`encoder.weight`, `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), so
+the saved weights load into torch.nn.Embedding / nn.LSTM / nn.Linear unchanged. With tied
+weights the decoder uses the encoder's matrix and the dict holds it once.
+
+Dropout follows Zaremba et al. 2014: on the embeddings, between layers and before the
+decoder, never on the recurrent connections.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+from wordlstm import lstm
+from wordlstm.backend import DTYPE, xp
+from wordlstm.errors import BadInput
+
+# Rows of logits computed at once by the decoder: bounds its memory to ~16 MB in float32.
+_DECODER_CELLS = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The shape of a model: what must agree between config.json and weights.npz."""
+
+    vocab: int
+    embed: int
+    hidden: int
+    layers: int
+    tied: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.vocab, self.embed, self.hidden, self.layers) < 1:
+            raise BadInput("vocabulary, --embed, --hidden and --layers must be at least 1")
+        if self.tied and self.embed != self.hidden:
+            raise BadInput(f"--tied needs --embed == --hidden (got {self.embed} and {self.hidden})")
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """The saved arrays and their shapes (decoder.weight is saved even when tied)."""
+        V, E, H = self.vocab, self.embed, self.hidden
+        shapes: dict[str, tuple[int, ...]] = {"encoder.weight": (V, E)}
+        for k in range(self.layers):
+            n_in = E if k == 0 else H
+            shapes[f"rnn.weight_ih_l{k}"] = (4 * H, n_in)
+            shapes[f"rnn.weight_hh_l{k}"] = (4 * H, H)
+            shapes[f"rnn.bias_ih_l{k}"] = (4 * H,)
+            shapes[f"rnn.bias_hh_l{k}"] = (4 * H,)
+        shapes["decoder.weight"] = (V, H)
+        shapes["decoder.bias"] = (V,)
+        return shapes
+
+    def param_count(self) -> int:
+        """Trainable parameters (the tied decoder matrix counted once)."""
+        shapes = self.shapes()
+        if self.tied:
+            del shapes["decoder.weight"]
+        return sum(math.prod(s) for s in shapes.values())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Cache:
+    """What the model's backward pass needs from its forward pass."""
+
+    inputs: "xp.ndarray"
+    layers: list
+    masks: list  # dropout masks: embeddings, after each layer; None where no dropout
+    out: "xp.ndarray"
+
+
+def dropout_mask(rng, shape: tuple, p: float, dtype) -> "xp.ndarray | None":
+    """Inverted dropout: zeros with probability p, the rest scaled by 1/(1-p)."""
+    if rng is None or p <= 0.0:
+        return None
+    keep = rng.random(shape, dtype=xp.float32) >= p
+    return keep.astype(dtype) * (1.0 / (1.0 - p))
+
+
+class LanguageModel:
+    """An LSTM language model with a hand-written forward and backward pass."""
+
+    def __init__(self, arch: Architecture, params: dict, dropout: float = 0.0) -> None:
+        self.arch = arch
+        self.params = params
+        self.dropout = dropout
+
+    @classmethod
+    def init(cls, arch: Architecture, rng, dropout: float = 0.0, dtype=DTYPE) -> "LanguageModel":
+        """PyTorch's initialisation: embedding and decoder U(-0.1, 0.1), decoder bias 0,
+        LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H))."""
+        params = {}
+        bound = 1.0 / float(arch.hidden) ** 0.5
+        for name, shape in arch.shapes().items():
+            if name == "decoder.weight" and arch.tied:
+                continue
+            if name == "decoder.bias":
+                params[name] = xp.zeros(shape, dtype=dtype)
+                continue
+            limit = bound if name.startswith("rnn.") else 0.1
+            params[name] = xp.asarray(rng.uniform(-limit, limit, shape), dtype=dtype)
+        return cls(arch, params, dropout)
+
+    @classmethod
+    def from_weights(
+        cls, arch: Architecture, weights: dict, dropout: float = 0.0
+    ) -> "LanguageModel":
+        """A model from saved arrays, after checking every name and shape."""
+        expected = arch.shapes()
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        if missing or extra:
+            raise BadInput(
+                f"weights do not match the config: missing {missing}, unexpected {extra}"
+            )
+        for name, shape in expected.items():
+            if tuple(weights[name].shape) != shape:
+                raise BadInput(
+                    f"weights do not match the config: {name} has shape "
+                    f"{tuple(weights[name].shape)}, expected {shape}"
+                )
+        params = {n: xp.asarray(weights[n], dtype=DTYPE) for n in expected}
+        if arch.tied:
+            del params["decoder.weight"]
+        return cls(arch, params, dropout)
+
+    def weights(self) -> dict:
+        """The arrays to save, under the PyTorch names (decoder.weight included when tied)."""
+        out = dict(self.params)
+        out["decoder.weight"] = self.decoder_weight
+        return {n: out[n] for n in self.arch.shapes()}
+
+    @property
+    def decoder_weight(self) -> "xp.ndarray":
+        return self.params["encoder.weight" if self.arch.tied else "decoder.weight"]
+
+    @property
+    def dtype(self):
+        return self.params["encoder.weight"].dtype
+
+    def zero_state(self, batch: int) -> tuple:
+        """(h, c), each (layers, batch, hidden), as nn.LSTM takes it."""
+        shape = (self.arch.layers, batch, self.arch.hidden)
+        return xp.zeros(shape, dtype=self.dtype), xp.zeros(shape, dtype=self.dtype)
+
+    def forward(self, inputs: "xp.ndarray", state: tuple, rng=None) -> tuple:
+        """Runs token ids (T, B) from state; returns the decoder's input (T*B, H), the state
+        after the last step and a cache for `backward`. Dropout only when rng is given."""
+        T, B = inputs.shape
+        p = self.dropout
+        x = self.params["encoder.weight"][inputs]
+        masks = [dropout_mask(rng, x.shape, p, self.dtype)]
+        if masks[0] is not None:
+            x = x * masks[0]
+        h_state, c_state = state
+        new_h, new_c, caches = [], [], []
+        for k in range(self.arch.layers):
+            x, cache = lstm.forward(x, h_state[k], c_state[k], *self._layer(k))
+            caches.append(cache)
+            new_h.append(cache.h[-1])
+            new_c.append(cache.c[-1])
+            mask = dropout_mask(rng, x.shape, p, self.dtype)
+            masks.append(mask)
+            if mask is not None:
+                x = x * mask
+        out = x.reshape(T * B, self.arch.hidden)
+        return out, (xp.stack(new_h), xp.stack(new_c)), Cache(inputs, caches, masks, out)
+
+    def _layer(self, k: int) -> tuple:
+        p = self.params
+        return (
+            p[f"rnn.weight_ih_l{k}"],
+            p[f"rnn.weight_hh_l{k}"],
+            p[f"rnn.bias_ih_l{k}"] + p[f"rnn.bias_hh_l{k}"],
+        )
+
+    def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
+        """Mean cross-entropy of the softmax over the decoder's logits, fused with its
+        gradient and computed in row blocks so the N x V logits never exist at once.
+        Returns the loss, dL/dout and the decoder's gradients."""
+        W, b = self.decoder_weight, self.params["decoder.bias"]
+        N = out.shape[0]
+        targets = targets.reshape(N)
+        rows = max(1, _DECODER_CELLS // W.shape[0])
+        dout = xp.empty_like(out)
+        dW = xp.zeros_like(W)
+        db = xp.zeros_like(b)
+        total = 0.0
+        for s in range(0, N, rows):
+            h, y = out[s : s + rows], targets[s : s + rows]
+            n = len(y)
+            z = h @ W.T
+            z += b
+            z -= z.max(axis=1, keepdims=True)
+            true_logit = z[xp.arange(n), y]
+            xp.exp(z, out=z)
+            sums = z.sum(axis=1)
+            total += float(xp.sum(xp.log(sums) - true_logit))
+            # dL/dz = (softmax - onehot) / N
+            z /= sums[:, None]
+            z[xp.arange(n), y] -= 1.0
+            z /= N
+            xp.matmul(z, W, out=dout[s : s + rows])
+            dW += z.T @ h
+            db += z.sum(axis=0)
+        decoder = {"decoder.bias": db}
+        decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = dW
+        return total / N, dout, decoder
+
+    def backward(
+        self, cache: Cache, dout: "xp.ndarray", decoder_grads: dict, dstate: tuple | None = None
+    ) -> tuple:
+        """Completes the gradient that `loss` began: returns dL/d(every parameter) and
+        dL/d(state) at the chunk's start. dstate is dL/d(final state) from beyond the chunk:
+        None (zero) in truncated BPTT, the next chunk's result in an exact gradient check."""
+        L, H = self.arch.layers, self.arch.hidden
+        T, B = cache.inputs.shape
+        if dstate is None:
+            dstate = self.zero_state(B)
+        grads = dict(decoder_grads)
+        dh0, dc0 = [None] * L, [None] * L
+        dx = dout.reshape(T, B, H)
+        for k in reversed(range(L)):
+            if cache.masks[k + 1] is not None:
+                dx = dx * cache.masks[k + 1]
+            w_ih, w_hh, _ = self._layer(k)
+            dx, dh0[k], dc0[k], dw_ih, dw_hh, dbias = lstm.backward(
+                dx, dstate[0][k], dstate[1][k], cache.layers[k], w_ih, w_hh
+            )
+            grads[f"rnn.weight_ih_l{k}"] = dw_ih
+            grads[f"rnn.weight_hh_l{k}"] = dw_hh
+            grads[f"rnn.bias_ih_l{k}"] = dbias
+            grads[f"rnn.bias_hh_l{k}"] = dbias.copy()
+        if cache.masks[0] is not None:
+            dx = dx * cache.masks[0]
+        # with tied weights the decoder's gradient for this matrix is already there
+        d_embed = grads.get("encoder.weight")
+        if d_embed is None:
+            d_embed = grads["encoder.weight"] = xp.zeros_like(self.params["encoder.weight"])
+        xp.add.at(d_embed, cache.inputs.reshape(-1), dx.reshape(T * B, -1))
+        return grads, (xp.stack(dh0), xp.stack(dc0))
+
+    def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":
+        """log softmax over the vocabulary for each row of the decoder's input."""
+        z = out @ self.decoder_weight.T
+        z += self.params["decoder.bias"]
+        z -= z.max(axis=1, keepdims=True)
+        z -= xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+        return z

@@ -1,0 +1,79 @@
+"""Optimizers and gradient clipping, updating a dict of parameters in place."""
+
+import math
+
+from wordlstm.backend import xp
+
+
+def clip_global_norm(grads: dict, max_norm: float) -> float:
+    """Scales all gradients together so their joint L2 norm is at most max_norm, the cure
+    for exploding gradients that keeps their direction. Returns the norm before clipping."""
+    norm = math.sqrt(sum(float(xp.vdot(g, g)) for g in grads.values()))
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-6)
+        for g in grads.values():
+            g *= scale
+    return norm
+
+
+class SGD:
+    """Plain stochastic gradient descent: p -= lr * g."""
+
+    def __init__(self, params: dict, lr: float) -> None:
+        self.params = params
+        self.lr = lr
+
+    def step(self, grads: dict) -> None:
+        for name, p in self.params.items():
+            p -= self.lr * grads[name]
+
+    def state(self) -> dict:
+        """Arrays to save for an exact resume (SGD keeps none)."""
+        return {}
+
+    def load_state(self, arrays: dict) -> None:
+        """Restores what `state` returned."""
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015): per-parameter steps scaled by running moment estimates."""
+
+    def __init__(self, params: dict, lr: float, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params = params
+        self.lr = lr
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.t = 0
+        self.m = {n: xp.zeros_like(p) for n, p in params.items()}
+        self.v = {n: xp.zeros_like(p) for n, p in params.items()}
+
+    def step(self, grads: dict) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        step = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        for name, p in self.params.items():
+            g, m, v = grads[name], self.m[name], self.v[name]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= step * m / (xp.sqrt(v) + self.eps)
+
+    def state(self) -> dict:
+        """Arrays to save for an exact resume: both moments and the step count."""
+        out = {f"m.{n}": a for n, a in self.m.items()}
+        out.update({f"v.{n}": a for n, a in self.v.items()})
+        out["t"] = xp.asarray(self.t)
+        return out
+
+    def load_state(self, arrays: dict) -> None:
+        """Restores what `state` returned."""
+        for n in self.params:
+            self.m[n][...] = arrays[f"m.{n}"]
+            self.v[n][...] = arrays[f"v.{n}"]
+        self.t = int(arrays["t"])
+
+
+def make_optimizer(name: str, params: dict, lr: float):
+    """The optimizer called `name` ("sgd" or "adam") over params."""
+    return {"sgd": SGD, "adam": Adam}[name](params, lr)
