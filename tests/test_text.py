@@ -1,0 +1,128 @@
+"""Reading text: training files fail loudly and clearly, scoring input never fails."""
+
+import io
+import os
+import sys
+import threading
+
+import pytest
+
+from wordlstm import text
+from wordlstm.errors import BadInput
+from wordlstm.text import iter_input_lines, read_training_lines
+
+
+def write(tmp_path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_training_lines_split_on_newline_only(tmp_path):
+    path = write(tmp_path, "a.txt", "a\x0bb\u2028c\x1cd\r\nsecond\n\nlast".encode())
+    assert read_training_lines([path]) == ["a\x0bb\u2028c\x1cd", "second", "", "last"]
+
+
+def test_final_newline_starts_no_line_and_files_concatenate(tmp_path):
+    one = write(tmp_path, "one.txt", b"x y\n")
+    two = write(tmp_path, "two.txt", "\ufeffz\n\n".encode())  # a BOM is not text
+    assert read_training_lines([one, two]) == ["x y", "z", ""]
+
+
+def test_dash_reads_stdin(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\nline 2\n")))
+    assert read_training_lines(["-"]) == ["from stdin", "line 2"]
+
+
+def test_missing_file(tmp_path):
+    missing = str(tmp_path / "missing.txt")
+    with pytest.raises(BadInput, match="missing.txt: no such file"):
+        read_training_lines([missing])
+
+
+def test_directory(tmp_path):
+    with pytest.raises(BadInput, match="directory"):
+        read_training_lines([str(tmp_path)])
+
+
+def test_binary_file(tmp_path):
+    path = write(tmp_path, "data.bin", b"looks like text\n\x00\x01\x02")
+    with pytest.raises(BadInput, match="data.bin.*binary"):
+        read_training_lines([path])
+
+
+def test_not_utf8_names_file_and_offset(tmp_path):
+    path = write(tmp_path, "latin1.txt", "caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(BadInput, match=r"latin1.txt: not UTF-8.*offset 3"):
+        read_training_lines([path])
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t\n\r\n", "\ufeff\n".encode()])
+def test_empty_or_blank_file(tmp_path, data):
+    path = write(tmp_path, "blank.txt", data)
+    with pytest.raises(BadInput, match="blank.txt: is empty"):
+        read_training_lines([path])
+
+
+def test_empty_stdin(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    with pytest.raises(BadInput, match="stdin"):
+        read_training_lines(["-"])
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "secret.txt", b"words\n")
+    if os.geteuid() != 0:  # root reads anything: there, simulate the refusal
+        os.chmod(path, 0)
+    else:
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(text, "open", refuse, raising=False)
+    with pytest.raises(BadInput, match="secret.txt: permission denied"):
+        read_training_lines([path])
+
+
+def test_input_lines_never_fail_and_keep_one_item_per_newline():
+    data = (
+        b"nul\x00byte\n"
+        b"crlf\r\n"
+        b"bad\xff\xfeutf8\n"
+        + "sep\u2028and\x0bvt\x1c\n".encode()
+        + b"\n"
+        + b"   \n"
+        + b"two\r\r\n"
+        + b"no newline at end"
+    )
+    assert list(iter_input_lines(io.BytesIO(data))) == [
+        "nul\x00byte",
+        "crlf",
+        "bad\ufffd\ufffdutf8",
+        "sep\u2028and\x0bvt\x1c",
+        "",
+        "   ",
+        "two\r",
+        "no newline at end",
+    ]
+
+
+def test_input_lines_handle_a_huge_line_and_empty_input():
+    huge = b"w " * 1_000_000
+    assert list(iter_input_lines(io.BytesIO(huge + b"\nend\n"))) == [huge.decode(), "end"]
+    assert list(iter_input_lines(io.BytesIO(b""))) == []
+
+
+def test_input_lines_stream_before_input_ends():
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as writer:
+        writer.write(b"first line\nsecond")
+        writer.flush()  # the writer stays open: more input may still come
+        lines = iter_input_lines(reader)
+        got = []
+        worker = threading.Thread(target=lambda: got.append(next(lines)), daemon=True)
+        worker.start()
+        worker.join(timeout=5)
+        assert got == ["first line"]
+        writer.write(b" half\n")
+        writer.close()
+        assert list(lines) == ["second half"]

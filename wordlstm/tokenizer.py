@@ -1,0 +1,224 @@
+"""The word tokenizer: text to int32 token ids and back, backed by a HuggingFace WordLevel model.
+
+Everything the rest of wordlstm knows about tokens goes through `Tokenizer`. The settings
+(`split`, `lowercase`) live in the HF json itself, as its normalizer and pre-tokenizer, so the
+saved `tokenizer.json` alone reproduces the encoding, in wordlstm or in `tokenizers`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from itertools import chain, islice
+
+import numpy as np
+from tokenizers import Regex, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+
+from wordlstm.errors import BadInput
+
+UNK = "<unk>"
+EOS = "<eos>"
+SPLITS = ("words", "whitespace")
+BATCH_LINES = 10_000
+
+# After whitespace splitting, "words" cuts each piece into: a literal <unk> mark, numbers with
+# inner separators (3.5, 1,000, 10:30), words with inner apostrophes or hyphens (don't,
+# mother-in-law), an ellipsis, or any other single character (punctuation).
+WORD_PATTERN = r"<unk>|\d+(?:[.,:]\d+)+|\w+(?:['’-]\w+)*|\.\.\.|\S"
+
+# Detokenizing: tokens glued to the word before them, and tokens the next word is glued to.
+NO_SPACE_BEFORE = frozenset(",.!?;:)]}%…»”’") | {"...", "n't", "n’t"}
+NO_SPACE_AFTER = frozenset("([{$«“‘")
+JOINERS = {"@-@": "-", "@,@": ",", "@.@": "."}  # WikiText's marks for split-up 1,000 and x-y
+
+
+class Tokenizer:
+    """A word-level tokenizer with `<unk>` (id 0) and `<eos>` (id 1)."""
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        """Wrap a HF tokenizer; use `train` or `load` to get one."""
+        self._hf = hf
+        self.split, self.lowercase = _read_settings(json.loads(hf.to_str()))
+        unk, eos = hf.token_to_id(UNK), hf.token_to_id(EOS)
+        if unk is None or eos is None:
+            raise BadInput(f"the tokenizer lacks the special tokens {UNK} and {EOS}")
+        self._unk, self._eos = unk, eos
+
+    @classmethod
+    def train(
+        cls,
+        lines: Iterable[str],
+        *,
+        split: str = "words",
+        lowercase: bool = False,
+        vocab_size: int = 0,
+        min_freq: int = 1,
+    ) -> Tokenizer:
+        """Build the vocabulary from training lines, most frequent words first.
+
+        `vocab_size` counts the two special tokens; 0 keeps every word seen at least
+        `min_freq` times. Ties in frequency are broken alphabetically, so training is
+        deterministic.
+        """
+        if split not in SPLITS:
+            raise BadInput(f"unknown split {split!r}: use 'words' or 'whitespace'")
+        if vocab_size < 0 or vocab_size in (1, 2):
+            raise BadInput(f"vocabulary size must be 0 (no limit) or at least 3, not {vocab_size}")
+        if min_freq < 1:
+            raise BadInput(f"minimum word frequency must be at least 1, not {min_freq}")
+        counter = _pipeline(split, lowercase)
+        # The trainer gets no special tokens: it would add them as "added tokens", which HF
+        # matches inside any text, so a literal "<eos>" would turn special. It may still list
+        # <unk>/<eos> as ordinary words (PTB has <unk> marks), hence the 2 spare places.
+        counter.train_from_iterator(
+            lines,
+            trainers.WordLevelTrainer(
+                vocab_size=vocab_size or 2**63 - 1, min_frequency=min_freq, show_progress=False
+            ),
+        )
+        counted = counter.get_vocab()
+        words = [w for w in sorted(counted, key=counted.__getitem__) if w not in (UNK, EOS)]
+        if not words:
+            raise BadInput("the training text has no words to build a vocabulary from")
+        if vocab_size:
+            words = words[: vocab_size - 2]
+        vocab = {UNK: 0, EOS: 1} | {w: i for i, w in enumerate(words, start=2)}
+        hf = _pipeline(split, lowercase)
+        hf.model = models.WordLevel(vocab, unk_token=UNK)
+        return cls(hf)
+
+    @classmethod
+    def from_str(cls, text: str, source: str = "tokenizer.json") -> Tokenizer:
+        """A tokenizer from the json text that `to_str` returned; source names it in errors."""
+        try:
+            hf = HFTokenizer.from_str(text)
+        except Exception as e:  # tokenizers raises plain Exception for bad json
+            raise BadInput(f"cannot load tokenizer {source}: {_first_line(e)}") from e
+        return cls(hf)
+
+    def to_str(self) -> str:
+        """The HF json text (what `tokenizers.Tokenizer.from_str` reads), for the store."""
+        return self._hf.to_str(pretty=True)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens, the two special ones included."""
+        return self._hf.get_vocab_size()
+
+    @property
+    def unk_id(self) -> int:
+        """Id of `<unk>`, which every word outside the vocabulary maps to."""
+        return self._unk
+
+    @property
+    def eos_id(self) -> int:
+        """Id of `<eos>`, which ends every line in `encode_lines`."""
+        return self._eos
+
+    def id_to_token(self, i: int) -> str:
+        """The token string of an id; BadInput for an id outside the vocabulary."""
+        token = self._hf.id_to_token(int(i))
+        if token is None:
+            raise BadInput(f"token id {i} is outside the vocabulary of {self.vocab_size}")
+        return token
+
+    def token_to_id(self, token: str) -> int | None:
+        """The id of an exact token string, or None if it is not in the vocabulary."""
+        return self._hf.token_to_id(token)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids (int32) of one line, without an end-of-line token."""
+        ids = np.array(self._hf.encode(text, add_special_tokens=False).ids, dtype=np.int32)
+        return self._unspecial(ids)
+
+    def encode_lines(self, lines: Iterable[str]) -> np.ndarray:
+        """One int32 stream of all lines, each followed by the end-of-line id.
+
+        Lines go through the HF tokenizer in batches and straight into NumPy arrays, so a
+        corpus of tens of millions of words never becomes one Python list of ints.
+        """
+        it = iter(lines)
+        parts = []
+        while batch := list(islice(it, BATCH_LINES)):
+            parts.append(self._encode_batch(batch))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Tokens joined with natural spacing: "Today , he 's ( 5 % ) ." -> "Today, he's (5%)."
+
+        Special tokens come out as their text (`<eos>`, `<unk>`); callers filter them.
+        """
+        out: list[str] = []
+        glue_next = True  # no space before the first token
+        open_quote = False
+        for i in ids:
+            token = self.id_to_token(i)
+            if token in JOINERS:
+                out.append(JOINERS[token])
+                glue_next = True
+                continue
+            if token == '"':  # straight quotes alternate: opening, then closing
+                glue = glue_next or open_quote
+                glue_next = open_quote = not open_quote
+            else:
+                glue = glue_next or token in NO_SPACE_BEFORE or token[0] in "'’"
+                glue_next = token in NO_SPACE_AFTER
+            out.append(token if glue else " " + token)
+        return "".join(out)
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        """Ids of a batch of lines with the end-of-line id after each."""
+        rows = [e.ids for e in self._hf.encode_batch(batch, add_special_tokens=False)]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        words = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
+        out = np.full(words.size + len(rows), self._eos, dtype=np.int32)
+        ends = np.cumsum(lengths + 1) - 1
+        keep = np.ones(out.size, dtype=bool)
+        keep[ends] = False
+        out[keep] = self._unspecial(words)
+        return out
+
+    def _unspecial(self, ids: np.ndarray) -> np.ndarray:
+        """Map a literal "<eos>" in the text to unknown: only line ends are end-of-line."""
+        ids[ids == self._eos] = self._unk
+        return ids
+
+
+def _pipeline(split: str, lowercase: bool) -> HFTokenizer:
+    """An untrained HF tokenizer with the normalizer and pre-tokenizer for the settings."""
+    hf = HFTokenizer(models.WordLevel(unk_token=UNK))
+    if lowercase:
+        hf.normalizer = normalizers.Lowercase()
+    if split == "whitespace":
+        hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    else:
+        hf.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.WhitespaceSplit(),
+                pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated"),
+            ]
+        )
+    return hf
+
+
+def _read_settings(spec: dict) -> tuple[str, bool]:
+    """(split, lowercase) from a HF tokenizer json; BadInput if wordlstm did not write it."""
+    norm, pre = spec.get("normalizer"), spec.get("pre_tokenizer") or {}
+    steps = [p.get("type") for p in pre.get("pretokenizers", [])]
+    if pre.get("type") == "WhitespaceSplit":
+        split = "whitespace"
+    elif steps == ["WhitespaceSplit", "Split"]:
+        split = "words"
+    else:
+        raise BadInput("the tokenizer file was not written by wordlstm (unknown pre-tokenizer)")
+    if norm is not None and norm.get("type") != "Lowercase":
+        raise BadInput("the tokenizer file was not written by wordlstm (unknown normalizer)")
+    if spec.get("model", {}).get("type") != "WordLevel":
+        raise BadInput("the tokenizer file was not written by wordlstm (not a WordLevel model)")
+    return split, norm is not None
+
+
+def _first_line(e: Exception) -> str:
+    """The first line of an exception's message, for one-line errors."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
