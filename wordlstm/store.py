@@ -1,0 +1,376 @@
+"""The checkpoint store: where models live, and how they are saved and loaded safely.
+
+A model is a folder holding `config.json`, `tokenizer.json`, `weights.npz` and optional extra
+files (resume state). A model given by NAME lives in `home()`; any folder can be given by path.
+
+A save survives a kill at any instant. `save` writes the complete model into a fresh sibling
+folder `.NAME.new-PID` and fsyncs every file and that folder. Then it renames the current model
+(if any) to `.NAME.old`, renames the new folder to NAME, fsyncs the parent and deletes
+`.NAME.old`. At every instant NAME or `.NAME.old` is a complete model, so the recovery that runs
+before a model is read or written can always restore one:
+
+- NAME missing, `.NAME.old` present (killed between the two renames): rename `.NAME.old` back;
+- both present (killed before or while deleting `.NAME.old`): delete `.NAME.old`;
+- `.NAME.new-PID` or `.NAME.del-PID` whose process is gone (an unfinished save or removal):
+  delete it.
+
+Renames and recovery hold an exclusive `flock` on the parent folder and loads a shared one, so a
+load never sees a model between the two renames and never repairs a save that is still running.
+Loading never runs code from the files: JSON, and npz read with `allow_pickle=False`.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInput, RunFailure, WordlstmError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+WEIGHTS = "weights.npz"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_LEFTOVER = re.compile(r"\.(.+)\.(?:old|(?:new|del)-\d+)")
+# What parsing a damaged or hostile npz can raise (RuntimeError covers NotImplementedError).
+_DAMAGED = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    RuntimeError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+)
+
+
+def home() -> Path:
+    """The store folder: $WORDLSTM_HOME, else $XDG_DATA_HOME/wordlstm or ~/.local/share/wordlstm."""
+    if os.environ.get("WORDLSTM_HOME"):
+        return Path(os.path.abspath(os.path.expanduser(os.environ["WORDLSTM_HOME"])))
+    data = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):  # the XDG spec says to ignore an empty or relative value
+        data = os.path.expanduser("~/.local/share")
+    return Path(data) / "wordlstm"
+
+
+def resolve(model: str) -> Path:
+    """The folder a --model argument means: a path, or a NAME in the store (need not exist).
+
+    A path contains a separator, is "." or "..", or starts with "~"; anything else is a name,
+    and a valid name cannot leave the store.
+    """
+    separators = {os.sep, os.altsep} - {None}
+    if model in (".", "..") or model.startswith("~") or any(s in model for s in separators):
+        return Path(os.path.abspath(os.path.expanduser(model)))
+    if not _NAME.fullmatch(model):
+        raise BadInput(
+            f"invalid model name {model!r}: use letters, digits, '.', '_' and '-' "
+            "(at most 100 characters), or give a path such as ./FOLDER"
+        )
+    return home() / model
+
+
+def save(
+    path: Path,
+    *,
+    config: dict,
+    tokenizer_json: str,
+    weights: dict[str, np.ndarray],
+    extra: dict[str, bytes] | None = None,
+) -> None:
+    """Save a complete model to the folder `path`, atomically replacing any model there.
+
+    `config` gets `format_version` added; `weights` are stored as float32 (they must be finite);
+    `extra` maps plain file names to contents. Files of the previous model that are not part of
+    the new one are gone afterwards. Refuses to replace a folder that is not a wordlstm model.
+    """
+    path = _normalize(path)
+    arrays = {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in weights.items()}
+    for key, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise RunFailure(f"refusing to save {path}: weight {key!r} holds NaN or infinity")
+    settings = {key: value for key, value in config.items() if key != "format_version"}
+    files = {
+        CONFIG: json.dumps({"format_version": FORMAT_VERSION, **settings}, indent=2).encode(),
+        TOKENIZER: tokenizer_json.encode(),
+    }
+    for name, data in (extra or {}).items():
+        if not _NAME.fullmatch(name) or name in (CONFIG, TOKENIZER, WEIGHTS):
+            raise ValueError(f"invalid extra file name {name!r}")
+        files[name] = bytes(data)
+    _check_replaceable(path)
+    new = path.parent / f".{path.name}.new-{os.getpid()}"
+    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if new.exists():  # left by a dead process that had our pid
+                shutil.rmtree(new)
+            new.mkdir()
+            for name, data in files.items():
+                with open(new / name, "xb") as f:
+                    f.write(data)
+                    _sync(f)
+            with open(new / WEIGHTS, "xb") as f:
+                np.savez(f, **arrays)
+                _sync(f)
+            _fsync_folder(new)
+            with _locked(path.parent, exclusive=True):
+                _repair(path)
+                _check_replaceable(path)
+                _swap(new, path)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+    except OSError as e:
+        raise RunFailure(f"cannot save the model to {path}: {_why(e)}") from e
+
+
+def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
+    """Read the model in folder `path`: (config, tokenizer.json text, float32 weights), all
+    under one lock so that the three always come from the same save.
+
+    Checks the format version and that the files are readable and the arrays float32 and
+    finite; names and shapes are for the model code to check. Problems raise BadInput.
+    """
+    path = _normalize(path)
+    _recover(path)
+    if not path.exists():
+        raise _not_found(path)
+    with _locked(path.parent, exclusive=False):
+        config = _read_config(path)
+        version = config.get("format_version")
+        if type(version) is not int or version < 1:
+            raise BadInput(f"{path / CONFIG} has no valid format_version")
+        if version > FORMAT_VERSION:
+            raise BadInput(
+                f"{path} has format version {version}, newer than this wordlstm reads "
+                f"({FORMAT_VERSION}): upgrade wordlstm"
+            )
+        try:
+            tokenizer = (path / TOKENIZER).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInput(f"{path} is incomplete: {TOKENIZER} is missing") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInput(f"cannot read {path / TOKENIZER}: {_why(e)}") from None
+        weights = _read_weights(path / WEIGHTS)
+    return config, tokenizer, weights
+
+
+def list_models() -> list[tuple[str, dict]]:
+    """(name, config) of each model in the store, by name; other folders and files are skipped."""
+    root = home()
+    if not root.is_dir():
+        return []
+    for entry in os.listdir(root):
+        leftover = _LEFTOVER.fullmatch(entry)
+        if leftover and _NAME.fullmatch(leftover[1]):
+            with contextlib.suppress(WordlstmError):
+                _recover(root / leftover[1])
+    models = []
+    with _locked(root, exclusive=False):
+        for name in sorted(os.listdir(root)):
+            config = _model_config(root / name) if _NAME.fullmatch(name) else None
+            if config is not None:
+                models.append((name, config))
+    return models
+
+
+def remove(path: Path) -> None:
+    """Delete the model folder `path` (a symlink to one: just the link); nothing else."""
+    path = Path(os.path.abspath(path))
+    if path.is_symlink():
+        _check_is_model(path)
+        path.unlink()
+        return
+    path = _normalize(path)
+    _recover(path)
+    _check_is_model(path)
+    trash = path.parent / f".{path.name}.del-{os.getpid()}"
+    try:
+        with _locked(path.parent, exclusive=True):
+            os.rename(path, trash)
+            _fsync_folder(path.parent)
+        shutil.rmtree(trash)
+    except OSError as e:
+        raise RunFailure(f"cannot remove {path}: {_why(e)}") from e
+
+
+def _normalize(path: Path) -> Path:
+    """The absolute, symlink-free form of a model folder path (renames act on the real folder)."""
+    real = Path(os.path.realpath(os.path.expanduser(path)))
+    if not real.name:
+        raise BadInput(f"{path} cannot be a model folder")
+    return real
+
+
+def _in_store(path: Path) -> bool:
+    return path.parent == Path(os.path.realpath(home()))
+
+
+def _not_found(path: Path) -> BadInput:
+    if _in_store(path):
+        return BadInput(f"no model named {path.name!r} (see 'wordlstm models')")
+    return BadInput(f"no model folder at {path}")
+
+
+def _read_config(path: Path) -> dict:
+    """The parsed config.json of model folder `path`; BadInput if there is none or it is bad."""
+    file = path / CONFIG
+    if not file.is_file():
+        if not path.exists():
+            raise _not_found(path)
+        raise BadInput(f"{path} is not a model folder (no {CONFIG})")
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise BadInput(f"cannot read {file}: {_why(e)}") from e
+    if not isinstance(config, dict):
+        raise BadInput(f"{file} is not a JSON object")
+    return config
+
+
+def _model_config(path: Path) -> dict | None:
+    """The config of `path` if it is a wordlstm model folder (of any format version), else None."""
+    try:
+        config = _read_config(path)
+    except BadInput:
+        return None
+    return config if "format_version" in config else None
+
+
+def _check_is_model(path: Path) -> None:
+    if not path.exists():
+        raise _not_found(path)
+    if _model_config(path) is None:
+        raise BadInput(f"refusing to remove {path}: it is not a wordlstm model folder")
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to save over anything but a wordlstm model or an empty folder."""
+    if not os.path.lexists(path) or _model_config(path) is not None:
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    raise BadInput(f"refusing to overwrite {path}: it is not a wordlstm model folder")
+
+
+def _read_weights(file: Path) -> dict[str, np.ndarray]:
+    """Every array of weights.npz, fully read; BadInput if it is damaged or not all float32."""
+    if not file.is_file():
+        raise BadInput(f"{file.parent} is incomplete: {WEIGHTS} is missing")
+    try:
+        with open(file, "rb") as f:  # ours to close, also when np.load fails half-way
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
+            with data:
+                arrays = {key: data[key] for key in data.files}
+    except MemoryError as e:
+        raise RunFailure(f"not enough memory to load {file}") from e
+    except _DAMAGED as e:
+        raise BadInput(f"{file} is damaged or not a weights file: {_why(e)}") from e
+    for key, array in arrays.items():
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.itemsize != 4:
+            raise BadInput(f"{file}: {key!r} is not a float32 array")
+        if not np.isfinite(array).all():
+            raise BadInput(f"{file}: {key!r} holds NaN or infinity")
+    return {key: array.astype(np.float32, copy=False) for key, array in arrays.items()}
+
+
+def _swap(new: Path, path: Path) -> None:
+    """Put the complete folder `new` in the place of `path` (exclusive lock held)."""
+    if os.path.lexists(path):
+        os.rename(path, path.parent / f".{path.name}.old")
+    try:
+        os.rename(new, path)
+    finally:
+        _repair(path)  # deletes .old after a good rename, puts it back after a failed one
+
+
+def _recover(path: Path) -> None:
+    """Repair what an interrupted save or removal of `path` left, if anything."""
+    parent = path.parent
+    try:
+        if not parent.is_dir():
+            return
+        for entry in os.listdir(parent):
+            leftover = _LEFTOVER.fullmatch(entry)
+            if leftover and leftover[1] == path.name:
+                with _locked(parent, exclusive=True):
+                    _repair(path)
+                return
+    except OSError as e:
+        raise RunFailure(f"cannot repair an interrupted save of {path}: {_why(e)}") from e
+
+
+def _repair(path: Path) -> None:
+    """Bring back or delete `.NAME.old` and delete dead temporary folders (exclusive lock held)."""
+    parent = path.parent
+    old = parent / f".{path.name}.old"
+    if old.is_dir() and not old.is_symlink():
+        if os.path.lexists(path):
+            _fsync_folder(parent)  # make the new model's rename durable before the old goes
+            shutil.rmtree(old)
+        else:
+            os.rename(old, path)
+            _fsync_folder(parent)
+    temporary = re.compile(rf"\.{re.escape(path.name)}\.(?:new|del)-(\d+)")
+    for entry in os.listdir(parent):
+        match = temporary.fullmatch(entry)
+        if match and not _alive(int(match[1])):
+            shutil.rmtree(parent / entry)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold a flock on `folder`: exclusive to rename models in it, shared to read one."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # a file system without flock: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _sync(f) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _why(e: BaseException) -> str:
+    """A one-line reason for an exception."""
+    text = getattr(e, "strerror", None) or str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
