@@ -1,0 +1,65 @@
+"""Shared fixtures: a private model store and a tiny trained model."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SENTENCES = [
+    "Today, due to my job, I need a loan.",
+    "Last year, due to my job, I had a loan.",
+    "The cat sat on the mat.",
+    "The dog sat on the rug.",
+    "I like green tea in the morning.",
+    "We walked to the river after lunch.",
+]
+
+TINY = ["--embed", "16", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "6"]
+
+
+def run(*args: str, input: str | bytes | None = None, home: Path | None = None, check=False):
+    """Runs `python -m wordlstm ARGS` as a user would; returns the CompletedProcess."""
+    env = dict(os.environ)
+    env.pop("WORDLSTM_DEBUG", None)
+    if home is not None:
+        env["WORDLSTM_HOME"] = str(home)
+    env["NO_COLOR"] = "1"
+    if isinstance(input, str):
+        input = input.encode()
+    proc = subprocess.run(
+        [sys.executable, "-m", "wordlstm", *args],
+        input=input,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    proc.out = proc.stdout.decode("utf-8", "replace")
+    proc.err = proc.stderr.decode("utf-8", "replace")
+    if check:
+        assert proc.returncode == 0, proc.err
+    return proc
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny.txt"
+    path.write_text("\n".join(SENTENCES * 40) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, corpus) -> Path:
+    """A store holding a tiny model called `default`, trained once for the session."""
+    home = tmp_path_factory.mktemp("trained") / "store"
+    proc = run("train", str(corpus), *TINY, "--epochs", "3", "--json", home=home, check=True)
+    summary = json.loads(proc.out)
+    assert summary["model"] == "default"
+    return home

@@ -1,0 +1,219 @@
+"""The commands end to end, run as a user runs them: train -> complete -> score -> models."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import TINY, run
+
+from wordlstm import __version__
+
+
+def test_version_and_help():
+    assert run("--version").out.strip() == f"wordlstm {__version__}"
+    for command in ("train", "complete", "score", "models"):
+        proc = run(command, "--help")
+        assert proc.returncode == 0 and "Usage" in proc.out, command
+
+
+def test_train_writes_a_model_folder_with_the_contract_files(trained):
+    folder = trained / "default"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["format_version"] == 1
+    assert config["architecture"]["hidden"] == 16
+    assert config["metrics"]["valid_ppl"] > 1
+    with np.load(folder / "weights.npz", allow_pickle=False) as w:
+        names = set(w.files)
+        assert all(w[n].dtype == np.float32 for n in names)
+    assert names == {
+        "encoder.weight",
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0",
+        "rnn.bias_hh_l0",
+        "decoder.weight",
+        "decoder.bias",
+    }
+    from tokenizers import Tokenizer
+
+    assert Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size() > 10
+
+
+def test_train_prints_an_epoch_line_and_json_summary(home, corpus):
+    proc = run("train", str(corpus), *TINY, "--epochs", "2", "--model", "m", "--json", home=home)
+    assert proc.returncode == 0, proc.err
+    summary = json.loads(proc.out)
+    for key in (
+        "model",
+        "path",
+        "epochs",
+        "train_tokens",
+        "seconds",
+        "tokens_per_sec",
+        "valid_ppl",
+    ):
+        assert key in summary
+    assert summary["epochs"] == 2
+    assert proc.err.count("valid ppl") == 2
+
+
+def test_same_seed_same_weights(home, corpus):
+    for name in ("a", "b"):
+        run(
+            "train",
+            str(corpus),
+            *TINY,
+            "--epochs",
+            "1",
+            "--seed",
+            "7",
+            "--model",
+            name,
+            home=home,
+            check=True,
+        )
+    run(
+        "train",
+        str(corpus),
+        *TINY,
+        "--epochs",
+        "1",
+        "--seed",
+        "8",
+        "--model",
+        "c",
+        home=home,
+        check=True,
+    )
+    with (
+        np.load(home / "a" / "weights.npz") as a,
+        np.load(home / "b" / "weights.npz") as b,
+        np.load(home / "c" / "weights.npz") as c,
+    ):
+        assert all(np.array_equal(a[n], b[n]) for n in a.files)
+        assert not np.array_equal(a["encoder.weight"], c["encoder.weight"])
+
+
+def test_complete_shows_top_words_with_probabilities(trained):
+    proc = run("complete", "The cat sat on the", "--top", "3", home=trained)
+    assert proc.returncode == 0, proc.err
+    rows = [line.split("\t") for line in proc.out.strip().splitlines()]
+    assert len(rows) == 3
+    probs = [float(p) for _, p in rows]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+
+
+def test_complete_json_reads_one_prompt_per_stdin_line(trained):
+    proc = run(
+        "complete", "--json", "--words", "4", input="The dog sat\nI like green\n", home=trained
+    )
+    assert proc.returncode == 0, proc.err
+    objs = [json.loads(line) for line in proc.out.splitlines()]
+    assert [o["prompt"] for o in objs] == ["The dog sat", "I like green"]
+    for o in objs:
+        assert len(o["next"]) == 5 and set(o["next"][0]) == {"word", "prob"}
+        assert isinstance(o["continuation"], str) and o["continuation"]
+        # the greedy continuation starts with the most likely next word
+        assert o["continuation"].split()[0].startswith(o["next"][0]["word"])
+
+
+def test_sampling_is_repeatable_with_a_seed(trained):
+    args = ("complete", "The", "--words", "8", "--sample", "--temperature", "1.5", "--json")
+    first = run(*args, "--seed", "3", home=trained).out
+    assert first == run(*args, "--seed", "3", home=trained).out
+    others = {
+        json.loads(run(*args, "--seed", str(s), home=trained).out)["continuation"]
+        for s in range(4, 8)
+    }
+    assert len(others) > 1
+
+
+def test_score_writes_one_tsv_line_per_input_line(trained):
+    text = "The cat sat on the mat.\nmat the on sat cat The.\n\nzebra quantum\n"
+    proc = run("score", input=text, home=trained)
+    assert proc.returncode == 0, proc.err
+    rows = [line.split("\t") for line in proc.out.split("\n")[:-1]]
+    assert len(rows) == 4
+    texts = [r[3] for r in rows]
+    assert texts == ["The cat sat on the mat.", "mat the on sat cat The.", "", "zebra quantum"]
+    for ppl, log_prob, tokens, _ in rows:
+        assert math.isclose(float(ppl), math.exp(-float(log_prob) / int(tokens)), rel_tol=1e-3)
+    assert [int(r[2]) for r in rows] == [8, 8, 1, 3]  # words and punctuation + end of line
+    assert float(rows[0][1]) > float(rows[1][1])  # the real sentence is the likelier one
+    assert "tokens 20" in proc.err and "unknown 2" in proc.err and "perplexity" in proc.err
+
+
+def test_score_json_per_token_sums_to_the_line(trained):
+    proc = run("score", "--json", "--per-token", input="I like green tea.\n", home=trained)
+    obj = json.loads(proc.out)
+    assert set(obj) == {"text", "tokens", "log_prob", "ppl", "token_log_probs"}
+    toks = obj["token_log_probs"]
+    assert [t["token"] for t in toks] == ["I", "like", "green", "tea", ".", "<eos>"]
+    assert math.isclose(sum(t["log_prob"] for t in toks), obj["log_prob"], rel_tol=1e-9)
+    assert obj["tokens"] == len(toks)
+
+
+def test_continuous_carries_state_from_line_to_line(trained):
+    text = "The cat sat on the mat.\nThe dog sat on the rug.\n"
+    alone = [
+        json.loads(x) for x in run("score", "--json", input=text, home=trained).out.splitlines()
+    ]
+    carried = [
+        json.loads(x)
+        for x in run("score", "--json", "--continuous", input=text, home=trained).out.splitlines()
+    ]
+    assert alone[0]["log_prob"] == pytest.approx(carried[0]["log_prob"], rel=1e-6)
+    assert alone[1]["log_prob"] != pytest.approx(carried[1]["log_prob"], rel=1e-6)
+
+
+def test_score_reads_files_and_streams(trained, tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_text("The cat sat.\nThe dog sat.\n")
+    proc = run("score", str(f), str(f), home=trained)
+    assert len(proc.out.splitlines()) == 4
+
+
+def test_models_lists_shows_and_removes(home, corpus):
+    run("train", str(corpus), *TINY, "--epochs", "1", "--model", "one", home=home, check=True)
+    listing = run("models", home=home)
+    assert listing.returncode == 0
+    assert listing.out.splitlines()[0].split()[:2] == ["name", "vocab"]
+    assert listing.out.splitlines()[1].split()[0] == "one"
+    shown = run("models", "show", "one", "--json", home=home)
+    assert json.loads(shown.out)["architecture"]["layers"] == 1
+    assert run("models", "rm", "one", home=home).returncode == 0
+    assert not (home / "one").exists()
+    assert "one" not in run("models", home=home).out
+
+
+def test_model_flag_takes_a_folder_path(trained, tmp_path):
+    proc = run("complete", "The", "--model", str(trained / "default"), home=tmp_path / "other")
+    assert proc.returncode == 0, proc.err
+
+
+def test_score_streams_output_before_input_ends(trained):
+    """Each line is answered as it arrives, so score works on an endless pipe."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, WORDLSTM_HOME=str(trained), NO_COLOR="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wordlstm", "score"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        proc.stdin.write(b"The cat sat on the mat.\n")
+        proc.stdin.flush()
+        first = proc.stdout.readline().decode()  # stdin is still open
+        assert first.endswith("\tThe cat sat on the mat.\n")
+        proc.stdin.write(b"The dog sat.\n")
+        proc.stdin.close()
+        assert proc.stdout.readline().decode().endswith("\tThe dog sat.\n")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()

@@ -1,0 +1,47 @@
+"""The saved weights load into torch.nn.Embedding / nn.LSTM / nn.Linear unchanged and give
+the log-probabilities that `wordlstm score --json --per-token` prints.
+
+Runs where PyTorch is installed (`pip install torch`); CI does not need it, and wordlstm
+never imports it.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY, run
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_torch_gives_the_same_log_probs(home, corpus, tied):
+    args = ["--layers", "2", "--tied"] if tied else ["--layers", "2"]
+    run("train", str(corpus), *TINY, *args, "--epochs", "2", home=home, check=True)
+    folder = home / "default"
+    config = json.loads((folder / "config.json").read_text())
+    arch = config["architecture"]
+    with np.load(folder / "weights.npz", allow_pickle=False) as w:
+        state = {n: torch.from_numpy(w[n]) for n in w.files}
+
+    encoder = torch.nn.Embedding(arch["vocab"], arch["embed"])
+    rnn = torch.nn.LSTM(arch["embed"], arch["hidden"], arch["layers"])
+    decoder = torch.nn.Linear(arch["hidden"], arch["vocab"])
+    for prefix, module in (("encoder.", encoder), ("rnn.", rnn), ("decoder.", decoder)):
+        module.load_state_dict(
+            {n[len(prefix) :]: t for n, t in state.items() if n.startswith(prefix)}, strict=True
+        )
+
+    text = "Last year, due to my job, I had a loan.\nThe dog sat on the mat.\n"
+    proc = run("score", "--json", "--per-token", input=text, home=home, check=True)
+    for line in proc.out.splitlines():
+        scored = json.loads(line)["token_log_probs"]
+        ids = [t["id"] for t in scored]
+        eos = ids[-1]
+        inputs = torch.tensor([eos] + ids[:-1]).unsqueeze(1)  # (T, 1), from the end of line
+        with torch.no_grad():
+            out, _ = rnn(encoder(inputs))
+            logp = torch.log_softmax(decoder(out.squeeze(1)), dim=-1)
+        expected = logp[torch.arange(len(ids)), torch.tensor(ids)].numpy()
+        got = np.array([t["log_prob"] for t in scored])
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

@@ -1,0 +1,405 @@
+"""The command line: parses flags, calls the pipeline, renders results. Nothing else.
+
+Heavy modules are imported inside the commands that need them, so that `complete` and
+`score` start fast.
+"""
+
+import json
+import os
+import sys
+from dataclasses import asdict
+
+import typer
+
+from wordlstm import __version__
+from wordlstm.errors import BadInput, WordlstmError
+
+app = typer.Typer(
+    name="wordlstm",
+    help="Next-word prediction with an LSTM language model written in NumPy.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(
+    help="List, show and remove the models in the store.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(models_app, name="models")
+
+MODEL_HELP = "a model name in the store, or a path to a model folder"
+
+
+def stderr_console():
+    """A rich console on stderr: colour only on a terminal and without NO_COLOR."""
+    from rich.console import Console
+
+    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=True)
+
+
+def show_progress(console) -> bool:
+    return console.is_terminal and "NO_COLOR" not in os.environ
+
+
+def print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"wordlstm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="print the version"
+    ),
+) -> None:
+    """Next-word prediction with an LSTM language model written in NumPy."""
+
+
+@app.command()
+def train(
+    files: list[str] = typer.Argument(..., help="text files to train on (- for stdin)"),
+    model: str = typer.Option("default", help="name (or folder path) to save the model as"),
+    valid: str = typer.Option(None, help="validation text (default: a held-out 10% tail)"),
+    embed: int = typer.Option(200, help="embedding size"),
+    hidden: int = typer.Option(200, help="LSTM units per layer"),
+    layers: int = typer.Option(2, help="stacked LSTM layers"),
+    dropout: float = typer.Option(0.2, help="dropout between layers and before the decoder"),
+    tied: bool = typer.Option(False, "--tied", help="share embedding and decoder weights"),
+    bptt: int = typer.Option(35, help="steps of backpropagation through time per chunk"),
+    batch_size: int = typer.Option(20, help="parallel streams per step"),
+    epochs: int = typer.Option(40, help="passes over the training text"),
+    max_time: float = typer.Option(None, help="wall-clock budget in seconds"),
+    optimizer: str = typer.Option("sgd", help="sgd (lr /4 on plateaus) or adam"),
+    lr: float = typer.Option(None, help="learning rate [default: 20 for sgd, 0.002 for adam]"),
+    clip: float = typer.Option(0.25, help="global gradient-norm clip"),
+    seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
+    vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
+    min_freq: int = typer.Option(1, help="rarer words become <unk>"),
+    lowercase: bool = typer.Option(False, "--lowercase", help="lowercase the text first"),
+    split: str = typer.Option("words", help="words (split off punctuation) or whitespace"),
+    json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
+) -> None:
+    """Train a model on text files and save it in the store."""
+    from wordlstm.pipeline import ModelSettings, TokenizerSettings, TrainJob, train_files
+    from wordlstm.train import Recipe
+
+    job = TrainJob(
+        files=files,
+        model=model,
+        valid=valid,
+        seed=seed,
+        tokenizer=TokenizerSettings(split, lowercase, vocab_size, min_freq),
+        net=ModelSettings(embed, hidden, layers, dropout, tied),
+        recipe=Recipe(
+            epochs=epochs,
+            max_time=max_time,
+            optimizer=optimizer,
+            lr=lr,
+            clip=clip,
+            bptt=bptt,
+            batch_size=batch_size,
+        ),
+    )
+    console = stderr_console()
+    with TrainView(console, job.recipe.epochs) as view:
+        result = train_files(job, on_progress=view.progress, on_epoch=view.epoch)
+    if json_out:
+        print_json(asdict(result))
+    else:
+        console.print(
+            f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
+            f"{result.epochs} epochs, {result.seconds:.0f} s"
+        )
+
+
+class TrainView:
+    """Renders training: a live progress bar on a terminal, one line per epoch always."""
+
+    def __init__(self, console, epochs: int) -> None:
+        self.console = console
+        self.epochs = epochs
+        self.bar = None
+
+    def __enter__(self) -> "TrainView":
+        if show_progress(self.console):
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                TextColumn(
+                    "{task.fields[speed]:,.0f} tok/s  loss {task.fields[loss]:.3f}"
+                    "  ppl {task.fields[ppl]:.1f}"
+                ),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(
+                "train", total=1, epoch=1, epochs=self.epochs, speed=0.0, loss=0.0, ppl=0.0
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def progress(self, p) -> None:
+        if self.bar is not None:
+            import math
+
+            self.bar.update(
+                self.task,
+                total=p.steps,
+                completed=p.step,
+                epoch=p.epoch,
+                speed=p.tokens_per_sec,
+                loss=p.loss,
+                ppl=math.exp(min(p.loss, 50)),
+            )
+
+    def epoch(self, e) -> None:
+        mark = "saved as best" if e.saved else "not better"
+        self.console.print(
+            f"epoch {e.epoch:3d} | train ppl {e.train_ppl:9.2f} | valid ppl {e.valid_ppl:9.2f}"
+            f" | lr {e.lr:g} | {e.seconds:6.1f} s | {e.tokens / e.seconds:8,.0f} tok/s | {mark}"
+        )
+
+
+@app.command()
+def complete(
+    prompt: str = typer.Argument(None, help="the text to continue (default: one per stdin line)"),
+    model: str = typer.Option("default", help=MODEL_HELP),
+    top: int = typer.Option(5, help="how many next words to show"),
+    words: int = typer.Option(0, help="continue the prompt by this many words"),
+    sample: bool = typer.Option(False, "--sample", help="sample the continuation"),
+    temperature: float = typer.Option(1.0, help="with --sample: <1 safer, >1 wilder"),
+    seed: int = typer.Option(None, help="with --sample: a seed for a repeatable continuation"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per prompt"),
+) -> None:
+    """The most likely next words after a prompt, and optionally a continuation."""
+    if top < 0 or words < 0:
+        raise BadInput("--top and --words must not be negative")
+    if temperature <= 0:
+        raise BadInput("--temperature must be positive")
+    import numpy as np
+
+    from wordlstm.checkpoint import load_model
+    from wordlstm.pipeline import complete as complete_prompt
+    from wordlstm.text import iter_input_lines
+
+    loaded = load_model(model)
+    rng = np.random.default_rng(seed) if sample else None
+    prompts = [prompt] if prompt is not None else iter_input_lines(sys.stdin.buffer)
+    for n, text in enumerate(prompts):
+        c = complete_prompt(loaded, text, top=top, words=words, rng=rng, temperature=temperature)
+        if json_out:
+            print_json(
+                {
+                    "prompt": c.prompt,
+                    "next": [{"word": w, "prob": p} for w, p in c.next],
+                    "continuation": c.continuation,
+                }
+            )
+            continue
+        if n:
+            sys.stdout.write("\n")
+        if words:
+            sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
+        for word, p in c.next:
+            sys.stdout.write(f"{word}\t{p:.4f}\n")
+        sys.stdout.flush()
+
+
+@app.command()
+def score(
+    files: list[str] = typer.Argument(None, help="text files to score (default: stdin)"),
+    model: str = typer.Option("default", help=MODEL_HELP),
+    continuous: bool = typer.Option(
+        False, "--continuous", help="carry the state from line to line, as in a document"
+    ),
+    per_token: bool = typer.Option(False, "--per-token", help="with --json: each token's log p"),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
+    """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
+    import math
+
+    from wordlstm.checkpoint import load_model
+    from wordlstm.pipeline import score_lines
+
+    loaded = load_model(model)
+    tokens = unknown = 0
+    log_prob = 0.0
+    for s in score_lines(loaded, input_lines(files or ["-"]), continuous=continuous):
+        tokens += s.tokens
+        unknown += s.unknown
+        log_prob += s.log_prob
+        if json_out:
+            obj = {"text": s.text, "tokens": s.tokens, "log_prob": s.log_prob, "ppl": s.ppl}
+            if per_token:
+                obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
+            print_json(obj)
+        else:
+            sys.stdout.write(f"{s.ppl:.2f}\t{s.log_prob:.4f}\t{s.tokens}\t{s.text}\n")
+            sys.stdout.flush()
+    ppl = math.exp(-log_prob / tokens) if tokens else float("nan")
+    share = 100.0 * unknown / tokens if tokens else 0.0
+    stderr_console().print(
+        f"tokens {tokens} | unknown {unknown} ({share:.2f}%) | perplexity {ppl:.2f}"
+    )
+
+
+def input_lines(files: list[str]):
+    """The lines of the files in order, - meaning stdin, read as untrusted text."""
+    from wordlstm.text import iter_input_lines
+
+    for name in files:
+        if name == "-":
+            yield from iter_input_lines(sys.stdin.buffer)
+            continue
+        try:
+            stream = open(name, "rb")
+        except OSError as e:
+            raise BadInput(f"cannot read {name}: {e.strerror}") from None
+        with stream:
+            yield from iter_input_lines(stream)
+
+
+@models_app.callback()
+def models(ctx: typer.Context) -> None:
+    """The models in the store, as a table."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from wordlstm import store
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "vocab", "layers x hidden", "params", "valid ppl", "tokens", "saved"):
+        table.add_column(column, no_wrap=True)
+    for name, config in store.list_models():
+        arch = config.get("architecture", {})
+        metrics = config.get("metrics", {})
+        table.add_row(
+            name,
+            f"{arch.get('vocab', 0):,}",
+            f"{arch.get('layers', '?')} x {arch.get('hidden', '?')}",
+            f"{count_params(arch):,}",
+            f"{metrics.get('valid_ppl', float('nan')):.2f}",
+            f"{metrics.get('trained_tokens', 0):,}",
+            str(config.get("saved", ""))[:16].replace("T", " "),
+        )
+    if table.row_count == 0:
+        stderr_console().print(f"no models in {store.home()}")
+        return
+    console = Console(no_color="NO_COLOR" in os.environ, highlight=False)
+    if not console.is_terminal:
+        console.width = 200  # a pipe has no width; never wrap rows
+    console.print(table)
+
+
+def count_params(arch: dict) -> int:
+    """Parameters of an architecture as config.json records it (0 if it is unreadable)."""
+    from wordlstm.model import Architecture
+
+    try:
+        return Architecture(**arch).param_count()
+    except (TypeError, WordlstmError):
+        return 0
+
+
+@models_app.command("show")
+def models_show(
+    name: str = typer.Argument(..., help=MODEL_HELP),
+    json_out: bool = typer.Option(False, "--json", help="print config.json as is"),
+) -> None:
+    """Everything config.json records about a model."""
+    from wordlstm import store
+
+    path = store.resolve(name)
+    config, _, weights = store.load(path)
+    if json_out:
+        print_json(config)
+        return
+    arch = config["architecture"]
+    lines = [
+        f"name          {name}",
+        f"path          {path}",
+        f"saved         {config.get('saved', '?')}",
+        f"architecture  embed {arch['embed']}, {arch['layers']} x {arch['hidden']} LSTM, "
+        f"vocabulary {arch['vocab']:,}{', tied' if arch.get('tied') else ''}, "
+        f"dropout {config.get('dropout')}",
+        f"parameters    {count_params(arch):,}",
+        f"tokenizer     {json.dumps(config.get('tokenizer', {}))}",
+        f"recipe        {json.dumps(config.get('recipe', {}))}",
+        f"metrics       {json.dumps(config.get('metrics', {}))}",
+    ]
+    for e in config.get("history", []):
+        lines.append(
+            f"  epoch {e['epoch']:3d}  train ppl {e['train_ppl']:9.2f}  valid ppl "
+            f"{e['valid_ppl']:9.2f}  lr {e['lr']:g}  {e['seconds']:.1f} s"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@models_app.command("rm")
+def models_rm(name: str = typer.Argument(..., help=MODEL_HELP)) -> None:
+    """Delete a model from the store."""
+    from wordlstm import store
+
+    path = store.resolve(name)
+    store.remove(path)
+    stderr_console().print(f"removed {name} ({path})")
+
+
+def main() -> None:
+    """Runs the CLI: errors become one `error:` line and an exit code (2 bad input,
+    1 run-time failure, 130 interrupted); WORDLSTM_DEBUG=1 shows tracebacks."""
+    debug = os.environ.get("WORDLSTM_DEBUG") == "1"
+    try:
+        code = app(standalone_mode=False)
+    except WordlstmError as e:
+        fail(str(e), e.exit_code, debug)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error; silence the final flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    except MemoryError:
+        fail("out of memory", 1, debug)
+    except OSError as e:
+        fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}", 1, debug)
+    except Exception as e:
+        # typer's usage errors are click exceptions, vendored or not: known by their shape
+        if type(e).__name__ == "Abort":
+            code = 130
+        elif hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            ctx = getattr(e, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            fail(f"{e.format_message()}{where}", e.exit_code, debug)
+        else:  # a bug: still one line unless debugging
+            fail(
+                f"unexpected {type(e).__name__}: {e} (WORDLSTM_DEBUG=1 shows the traceback)",
+                1,
+                debug,
+            )
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        raise
+    first = message.splitlines()[0] if message else "failed"
+    sys.stderr.write(f"error: {first}\n")
+    sys.exit(code)

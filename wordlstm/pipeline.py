@@ -1,0 +1,230 @@
+"""The jobs behind the commands, from text to text: train on files, complete a prompt,
+score lines. They join the tokenizer, the model, the trainer and the store; the CLI only
+parses flags and renders what these return."""
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wordlstm import predict, store
+from wordlstm.checkpoint import Loaded, save_model
+from wordlstm.data import hold_out
+from wordlstm.errors import BadInput, RunFailure
+from wordlstm.model import Architecture, LanguageModel
+from wordlstm.text import read_training_lines
+from wordlstm.tokenizer import Tokenizer
+from wordlstm.train import Epoch, Progress, Recipe, train
+
+VALID_FRACTION = 0.1
+
+
+@dataclass
+class TokenizerSettings:
+    split: str = "words"
+    lowercase: bool = False
+    vocab_size: int = 0
+    min_freq: int = 1
+
+
+@dataclass
+class ModelSettings:
+    embed: int = 200
+    hidden: int = 200
+    layers: int = 2
+    dropout: float = 0.2
+    tied: bool = False
+
+
+@dataclass
+class TrainJob:
+    """Everything `wordlstm train` was asked to do."""
+
+    files: list[str]
+    model: str = "default"
+    valid: str | None = None
+    seed: int = 1111
+    tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
+    net: ModelSettings = field(default_factory=ModelSettings)
+    recipe: Recipe = field(default_factory=Recipe)
+
+
+@dataclass
+class TrainResult:
+    model: str
+    path: str
+    epochs: int
+    train_tokens: int
+    seconds: float
+    tokens_per_sec: float
+    valid_ppl: float
+    vocab: int
+    params: int
+
+
+def train_files(
+    job: TrainJob,
+    on_progress: Callable[[Progress], None] = lambda p: None,
+    on_epoch: Callable[[Epoch], None] = lambda e: None,
+) -> TrainResult:
+    """Reads the files, builds the vocabulary, trains, and saves the best model."""
+    start = time.perf_counter()
+    path = store.resolve(job.model)
+    if not 0.0 <= job.net.dropout < 1.0:
+        raise BadInput("--dropout must be in [0, 1)")
+    lines = read_training_lines(job.files)
+    valid_lines = read_training_lines([job.valid]) if job.valid else None
+    tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
+    ids = tokenizer.encode_lines(lines)
+    del lines
+    if valid_lines is None:
+        train_ids, valid_ids = hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
+    else:
+        train_ids, valid_ids = ids, tokenizer.encode_lines(valid_lines)
+    arch = Architecture(
+        vocab=tokenizer.vocab_size,
+        embed=job.net.embed,
+        hidden=job.net.hidden,
+        layers=job.net.layers,
+        tied=job.net.tied,
+    )
+    rng = np.random.default_rng(job.seed)
+    model = LanguageModel.init(arch, rng, dropout=job.net.dropout)
+    history: list[Epoch] = []
+
+    def save(best: Epoch) -> None:
+        facts = {
+            "tokenizer": asdict(job.tokenizer),
+            "recipe": {**asdict(job.recipe), "seed": job.seed},
+            "data": {
+                "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
+                "valid": job.valid,
+                "train_tokens": int(len(train_ids)),
+                "valid_tokens": int(len(valid_ids)),
+            },
+            "metrics": {
+                "epoch": best.epoch,
+                "valid_ppl": best.valid_ppl,
+                "train_ppl": best.train_ppl,
+                "trained_tokens": sum(e.tokens for e in history) + best.tokens,
+            },
+            "history": [asdict(e) for e in history] + [asdict(best)],
+        }
+        save_model(path, model, tokenizer, facts)
+
+    def epoch_done(e: Epoch) -> None:
+        history.append(e)
+        on_epoch(e)
+
+    train(
+        model,
+        train_ids,
+        valid_ids,
+        job.recipe,
+        rng,
+        on_progress=on_progress,
+        on_epoch=epoch_done,
+        save=save,
+    )
+    saved = [e for e in history if e.saved]
+    if not saved:
+        raise RunFailure("training ended before a model could be saved")
+    seconds = time.perf_counter() - start
+    tokens = sum(e.tokens for e in history)
+    return TrainResult(
+        model=job.model,
+        path=str(path),
+        epochs=len(history),
+        train_tokens=int(len(train_ids)),
+        seconds=seconds,
+        tokens_per_sec=tokens / max(1e-9, sum(e.seconds for e in history)),
+        valid_ppl=min(e.valid_ppl for e in saved),
+        vocab=arch.vocab,
+        params=arch.param_count(),
+    )
+
+
+@dataclass
+class TokenScore:
+    token: str
+    id: int
+    log_prob: float
+
+
+@dataclass
+class LineScore:
+    text: str
+    tokens: int
+    unknown: int
+    log_prob: float
+    token_scores: list[TokenScore]
+
+    @property
+    def ppl(self) -> float:
+        return float(np.exp(-self.log_prob / self.tokens))
+
+
+def score_lines(
+    loaded: Loaded, lines: Iterable[str], continuous: bool = False
+) -> Iterator[LineScore]:
+    """Scores each line as it arrives: on its own from a zero state fed the end-of-line
+    token, or with the state carried from the previous line when continuous."""
+    tok = loaded.tokenizer
+    state = None
+    for text in lines:
+        ids = tok.encode(text)
+        log_probs, new_state = predict.score_line(loaded.model, ids, tok.eos_id, state)
+        if continuous:
+            state = new_state
+        all_ids = [*ids.tolist(), tok.eos_id]
+        yield LineScore(
+            text=text,
+            tokens=len(all_ids),
+            unknown=int(np.count_nonzero(ids == tok.unk_id)),
+            log_prob=float(log_probs.sum(dtype=np.float64)),
+            token_scores=[
+                TokenScore(tok.id_to_token(i), i, float(lp))
+                for i, lp in zip(all_ids, log_probs, strict=True)
+            ],
+        )
+
+
+@dataclass
+class Completion:
+    prompt: str
+    next: list[tuple[str, float]]
+    continuation: str
+
+
+def complete(
+    loaded: Loaded,
+    prompt: str,
+    *,
+    top: int = 5,
+    words: int = 0,
+    rng: np.random.Generator | None = None,
+    temperature: float = 1.0,
+) -> Completion:
+    """The most likely next words after the prompt and, with words > 0, a continuation of
+    up to that many words (greedy, or sampled when rng is given)."""
+    tok = loaded.tokenizer
+    log_probs, state = predict.next_log_probs(loaded.model, tok.encode(prompt), tok.eos_id)
+    best = predict.top_k(log_probs, top, exclude=(tok.unk_id,))
+    more = predict.continue_ids(
+        loaded.model,
+        log_probs,
+        state,
+        words,
+        stop_id=tok.eos_id,
+        exclude=(tok.unk_id,),
+        rng=rng,
+        temperature=temperature,
+    )
+    more = [i for i in more if i != tok.eos_id]
+    return Completion(
+        prompt=prompt,
+        next=[(tok.id_to_token(i), p) for i, p in best],
+        continuation=tok.decode(more) if more else "",
+    )

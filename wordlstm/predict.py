@@ -1,0 +1,114 @@
+"""Prediction on token ids and hidden states: scoring, next-word distributions,
+continuations and the benchmark evaluation. Strings stay with the tokenizer and the CLI."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wordlstm.backend import to_host, xp
+from wordlstm.data import batchify, chunks
+from wordlstm.model import LanguageModel
+
+
+def read(model: LanguageModel, ids: np.ndarray, state: tuple) -> tuple:
+    """Feeds one sequence of ids (batch 1); returns the log-probabilities of the next token
+    after each input (len(ids), V) and the state after the last one."""
+    out, state, _ = model.forward(xp.asarray(ids).reshape(-1, 1), state)
+    return model.log_probs(out), state
+
+
+def score_line(model: LanguageModel, ids: np.ndarray, eos_id: int, state: tuple | None = None):
+    """log p of each token of a line and of its end-of-line token, reading the line as if it
+    followed another: from `state` (a zero state if None) fed the end-of-line token first.
+    Returns (log-probabilities as a host array of len(ids) + 1, the state after the line)."""
+    if state is None:
+        state = model.zero_state(1)
+    inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
+    targets = np.concatenate([ids, [eos_id]]).astype(np.int64)
+    log_probs, state = read(model, inputs, state)
+    return to_host(log_probs[np.arange(len(targets)), targets]), state
+
+
+def next_log_probs(model: LanguageModel, ids: np.ndarray, eos_id: int) -> tuple:
+    """The distribution of the word after a prompt read as `score_line` reads a line:
+    (log-probabilities over the vocabulary, the state after the prompt)."""
+    inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
+    log_probs, state = read(model, inputs, model.zero_state(1))
+    return log_probs[-1], state
+
+
+def top_k(log_probs, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
+    """The k most likely ids with their probabilities, most likely first."""
+    lp = np.array(to_host(log_probs), dtype=np.float64)
+    lp[list(exclude)] = -np.inf
+    k = min(k, len(lp) - len(set(exclude)))
+    best = np.argpartition(-lp, k - 1)[:k] if k > 0 else np.array([], dtype=int)
+    best = best[np.argsort(-lp[best], kind="stable")]
+    return [(int(i), float(np.exp(lp[i]))) for i in best]
+
+
+def continue_ids(
+    model: LanguageModel,
+    log_probs,
+    state: tuple,
+    n: int,
+    *,
+    stop_id: int,
+    exclude: tuple[int, ...] = (),
+    rng: np.random.Generator | None = None,
+    temperature: float = 1.0,
+) -> list[int]:
+    """Up to n further ids: the most likely each time, or sampled from the distribution
+    sharpened or flattened by temperature when rng is given. Stops after stop_id."""
+    out: list[int] = []
+    for _ in range(n):
+        lp = np.array(to_host(log_probs), dtype=np.float64)
+        lp[list(exclude)] = -np.inf
+        if rng is None:
+            nxt = int(np.argmax(lp))
+        else:
+            z = lp / temperature
+            p = np.exp(z - z.max())
+            nxt = int(rng.choice(len(p), p=p / p.sum()))
+        out.append(nxt)
+        if nxt == stop_id:
+            break
+        step, state = read(model, np.array([nxt]), state)
+        log_probs = step[-1]
+    return out
+
+
+@dataclass
+class Evaluation:
+    """Totals of the benchmark protocol over a token stream."""
+
+    tokens: int
+    nll: float
+    top1: int
+    top5: int
+
+    @property
+    def ppl(self) -> float:
+        return float(np.exp(self.nll / max(1, self.tokens)))
+
+
+def evaluate(
+    model: LanguageModel, ids: np.ndarray, *, batch_size: int = 10, bptt: int = 35
+) -> Evaluation:
+    """Perplexity and top-1/top-5 accuracy of a stream read as `batch_size` parallel
+    streams with the state carried from chunk to chunk, as the PyTorch example validates."""
+    batch_size = max(1, min(batch_size, len(ids) // 2))
+    data = batchify(ids, batch_size)
+    state = model.zero_state(batch_size)
+    total = Evaluation(0, 0.0, 0, 0)
+    for _, x, y in chunks(data, bptt):
+        out, state, _ = model.forward(xp.asarray(x), state)
+        lp = to_host(model.log_probs(out))
+        y = y.reshape(-1)
+        true = lp[np.arange(len(y)), y]
+        rank = (lp > true[:, None]).sum(axis=1)
+        total.tokens += len(y)
+        total.nll -= float(true.sum(dtype=np.float64))
+        total.top1 += int((rank < 1).sum())
+        total.top5 += int((rank < 5).sum())
+    return total
