@@ -16,7 +16,8 @@ the time loop; only h_{t-1} @ W_hh.T is left inside it.
 
 The backward pass is backpropagation through time: it walks the steps in reverse, carrying
 dL/dh and dL/dc from step t+1 to step t, and keeps each step's gate gradients so that the
-weight gradients are each one product after the loop.
+weight gradients are each one product after the loop. What does not depend on the
+recursion (the gates' local derivatives) is computed for all steps at once before it.
 """
 
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ def forward(
     recurrent = xp.empty((B, 4 * H), dtype=x.dtype)
     ig = xp.empty((B, H), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    w_hh_t = w_hh.T
+    w_hh_t = xp.ascontiguousarray(w_hh.T)  # (H, 4H): BLAS's fastest layout for h @ W_hh.T
     for t in range(T):
         a = gates[t]
         xp.matmul(h[t], w_hh_t, out=recurrent)
@@ -103,38 +104,41 @@ def backward(
     """
     T, B, n_in = cache.x.shape
     H = dh_out.shape[-1]
-    dgates = xp.empty_like(cache.gates)
+    i, f, g, o = split_gates(cache.gates)
+    c_prev, tanh_c = cache.c[:-1], cache.tanh_c
+    # The local derivatives of every step, computed for all T steps at once. From
+    # c_t = f*c_{t-1} + i*g and h_t = o*tanh(c_t), with sigmoid' = s(1-s), tanh' = 1-tanh^2,
+    # the gradient at each gate's pre-activation is dL/dc_t or dL/dh_t times:
+    #   i: g * i(1-i)    f: c_{t-1} * f(1-f)    g: i * (1-g^2)    [times dL/dc_t]
+    #   o: tanh(c_t) * o(1-o)                                      [times dL/dh_t]
+    # and dL/dc_t receives dL/dh_t * o * (1 - tanh(c_t)^2).
+    dgates = xp.empty((T, B, 4, H), dtype=dh_out.dtype)
+    di, df, dg, do = (dgates[:, :, k] for k in range(4))
+    for d, s, factor in ((di, i, g), (df, f, c_prev), (do, o, tanh_c)):
+        xp.subtract(1.0, s, out=d)
+        d *= s
+        d *= factor
+    xp.multiply(g, g, out=dg)
+    xp.subtract(1.0, dg, out=dg)
+    dg *= i
+    dc_from_h = xp.multiply(tanh_c, tanh_c)
+    xp.subtract(1.0, dc_from_h, out=dc_from_h)
+    dc_from_h *= o
+    # The recursion, from the last step to the first: dL/dh and dL/dc flow back in time.
     dh = dh_last.copy()
     dc = dc_last.copy()
     tmp = xp.empty((B, H), dtype=dh.dtype)
     for t in reversed(range(T)):
-        i, f, g, o = split_gates(cache.gates[t])
-        di, df, dg, do = split_gates(dgates[t])
         dh += dh_out[t]
-        # h_t = o * tanh(c_t): into the output gate, and through tanh into the cell
-        xp.multiply(dh, cache.tanh_c[t], out=do)
-        xp.multiply(cache.tanh_c[t], cache.tanh_c[t], out=tmp)
-        xp.subtract(1.0, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
+        xp.multiply(dh, dc_from_h[t], out=tmp)
         dc += tmp
-        # c_t = f * c_{t-1} + i * g
-        xp.multiply(dc, g, out=di)
-        xp.multiply(dc, cache.c[t], out=df)
-        xp.multiply(dc, i, out=dg)
-        dc *= f  # dL/dc_{t-1}
-        # through the nonlinearities: sigmoid' = s(1-s), tanh' = 1-g^2
-        for d, s in ((di, i), (df, f), (do, o)):
-            xp.subtract(1.0, s, out=tmp)
-            tmp *= s
-            d *= tmp
-        xp.multiply(g, g, out=tmp)
-        xp.subtract(1.0, tmp, out=tmp)
-        dg *= tmp
-        dh = dgates[t] @ w_hh  # dL/dh_{t-1}
+        dgates[t, :, :3] *= dc[:, None, :]  # i, f, g
+        dgates[t, :, 3] *= dh  # o
+        dc *= f[t]  # dL/dc_{t-1}
+        xp.matmul(dgates[t].reshape(B, 4 * H), w_hh, out=dh)  # dL/dh_{t-1}
     flat = dgates.reshape(T * B, 4 * H)
     dw_ih = flat.T @ cache.x.reshape(T * B, n_in)
     dw_hh = flat.T @ cache.h[:-1].reshape(T * B, H)
-    dbias = flat.sum(axis=0)
+    dbias = xp.ones(T * B, dtype=flat.dtype) @ flat  # the sum over rows, as one BLAS call
     dx = (flat @ w_ih).reshape(T, B, n_in)
     return dx, dh, dc, dw_ih, dw_hh, dbias

@@ -25,7 +25,9 @@ class SGD:
 
     def step(self, grads: dict) -> None:
         for name, p in self.params.items():
-            p -= self.lr * grads[name]
+            g = grads[name]
+            g *= self.lr  # the gradients are spent after the step: scale them in place
+            p -= g
 
     def state(self) -> dict:
         """Arrays to save for an exact resume (SGD keeps none)."""

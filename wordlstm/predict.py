@@ -9,12 +9,24 @@ from wordlstm.backend import to_host, xp
 from wordlstm.data import batchify, chunks
 from wordlstm.model import LanguageModel
 
+# Steps fed at once when reading one long sequence: bounds memory for any line length.
+READ_CHUNK = 512
 
-def read(model: LanguageModel, ids: np.ndarray, state: tuple) -> tuple:
-    """Feeds one sequence of ids (batch 1); returns the log-probabilities of the next token
-    after each input (len(ids), V) and the state after the last one."""
-    out, state, _ = model.forward(xp.asarray(ids).reshape(-1, 1), state)
-    return model.log_probs(out), state
+
+def read(model: LanguageModel, inputs: np.ndarray, state: tuple, targets=None) -> tuple:
+    """Feeds one sequence of ids (batch 1) in chunks of READ_CHUNK steps, so memory stays
+    bounded for any length. Returns (the log-probability of each target, targets[t] being
+    the token after inputs[t]; or without targets the log-probabilities over the vocabulary
+    after the last input) and the state after the last input."""
+    scores = None if targets is None else np.empty(len(targets), dtype=np.float64)
+    for start in range(0, len(inputs), READ_CHUNK):
+        chunk = xp.asarray(inputs[start : start + READ_CHUNK]).reshape(-1, 1)
+        out, state, _ = model.forward(chunk, state)
+        if targets is not None:
+            part = targets[start : start + len(chunk)]
+            log_probs = model.log_probs(out)
+            scores[start : start + len(part)] = to_host(log_probs[np.arange(len(part)), part])
+    return (model.log_probs(out[-1:])[0] if targets is None else scores), state
 
 
 def score_line(model: LanguageModel, ids: np.ndarray, eos_id: int, state: tuple | None = None):
@@ -25,16 +37,14 @@ def score_line(model: LanguageModel, ids: np.ndarray, eos_id: int, state: tuple 
         state = model.zero_state(1)
     inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
     targets = np.concatenate([ids, [eos_id]]).astype(np.int64)
-    log_probs, state = read(model, inputs, state)
-    return to_host(log_probs[np.arange(len(targets)), targets]), state
+    return read(model, inputs, state, targets)
 
 
 def next_log_probs(model: LanguageModel, ids: np.ndarray, eos_id: int) -> tuple:
     """The distribution of the word after a prompt read as `score_line` reads a line:
     (log-probabilities over the vocabulary, the state after the prompt)."""
     inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
-    log_probs, state = read(model, inputs, model.zero_state(1))
-    return log_probs[-1], state
+    return read(model, inputs, model.zero_state(1))
 
 
 def top_k(log_probs, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
@@ -73,8 +83,7 @@ def continue_ids(
         out.append(nxt)
         if nxt == stop_id:
             break
-        step, state = read(model, np.array([nxt]), state)
-        log_probs = step[-1]
+        log_probs, state = read(model, np.array([nxt]), state)
     return out
 
 
