@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SENTENCES = [
@@ -20,7 +21,13 @@ SENTENCES = [
 TINY = ["--embed", "16", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "6"]
 
 
-def run(*args: str, input: str | bytes | None = None, home: Path | None = None, check=False):
+def run(
+    *args: str,
+    input: str | bytes | None = None,
+    home: Path | None = None,
+    check=False,
+    cwd: Path | None = None,
+):
     """Runs `python -m wordlstm ARGS` as a user would; returns the CompletedProcess."""
     env = dict(os.environ)
     env.pop("WORDLSTM_DEBUG", None)
@@ -35,12 +42,35 @@ def run(*args: str, input: str | bytes | None = None, home: Path | None = None, 
         capture_output=True,
         env=env,
         timeout=300,
+        cwd=cwd,
     )
     proc.out = proc.stdout.decode("utf-8", "replace")
     proc.err = proc.stderr.decode("utf-8", "replace")
     if check:
         assert proc.returncode == 0, proc.err
     return proc
+
+
+def tiny_job(files: list[Path], model: Path, *, epochs: int = 3, resume: bool = False, **recipe):
+    """The job of `wordlstm train FILES *TINY --epochs N --model PATH [--resume]`, to run
+    in-process with `pipeline.train_files` (same defaults, so the two can resume each other)."""
+    from wordlstm.pipeline import ModelSettings, TrainJob
+    from wordlstm.train import Recipe
+
+    return TrainJob(
+        files=[str(f) for f in files],
+        model=str(model),
+        net=ModelSettings(embed=16, hidden=16, layers=1),
+        recipe=Recipe(epochs=epochs, bptt=6, batch_size=4, **recipe),
+        resume=resume,
+    )
+
+
+def max_difference(a: Path, b: Path, file: str = "weights.npz") -> float:
+    """The largest absolute difference between the arrays of two model folders' npz files."""
+    with np.load(a / file) as x, np.load(b / file) as y:
+        assert sorted(x.files) == sorted(y.files)
+        return max(float(np.abs(x[k] - y[k]).max()) for k in x.files)
 
 
 @pytest.fixture

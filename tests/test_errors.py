@@ -1,5 +1,6 @@
 """Bad input gets one `error:` line and exit 2, never a traceback; a killed run loses nothing."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,8 +8,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
-from conftest import TINY, run
+from conftest import TINY, max_difference, run, tiny_job
+
+from wordlstm import resume, store
+from wordlstm.checkpoint import load_model
+from wordlstm.errors import RunFailure
+from wordlstm.pipeline import train_files
 
 
 def assert_one_error_line(proc, code=2, *words):
@@ -59,8 +66,6 @@ def test_truncated_weights(trained, tmp_path):
 
 
 def test_weights_that_do_not_fit_the_config(trained, tmp_path):
-    import numpy as np
-
     broken = tmp_path / "broken"
     shutil.copytree(trained / "default", broken)
     with np.load(broken / "weights.npz") as w:
@@ -123,3 +128,258 @@ def test_sigkill_during_training_leaves_the_previous_save_loadable(home, corpus,
         check = run("score", "--model", "m", input="The cat sat.\n", home=home)
         assert check.returncode == 0, (delay, check.err)
         assert len(check.out.splitlines()) == 1
+        assert resume.read(home / "m").state.step == 0  # saved at an epoch end
+
+
+# Crash safety: kills at every kind of step of a save during training
+
+
+SAVE_KILLER = """
+import os, shutil, signal, sys
+from wordlstm import store
+from wordlstm.cli import main
+
+function, nth = sys.argv[1], int(sys.argv[2])
+module = shutil if function == "rmtree" else os
+real_save, real_step = store.save, getattr(module, function)
+saves = calls = 0
+
+def counting_save(*args, **kwargs):
+    global saves
+    saves += 1
+    return real_save(*args, **kwargs)
+
+def dying_step(*args, **kwargs):
+    global calls
+    calls += saves == 2
+    if saves == 2 and calls == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_step(*args, **kwargs)
+
+store.save = counting_save
+setattr(module, function, dying_step)
+sys.argv = ["wordlstm", "train", *sys.argv[3:]]
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, corpus):
+    folder = tmp_path_factory.mktemp("uninterrupted") / "m"
+    train_files(tiny_job([corpus], folder))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "function, nth, kept",
+    [("fsync", 1, 1), ("fsync", 6, 1), ("rename", 1, 1), ("rename", 2, 1), ("rmtree", 1, 2)],
+    ids=["writing files", "before the folder fsync", "before moving the old model away",
+         "between the renames", "before deleting the old model"],
+)  # fmt: skip
+def test_sigkill_during_the_second_save_of_a_training_run(
+    home, corpus, uninterrupted, function, nth, kept
+):
+    """Killed inside the save of epoch 2 (before the n-th fsync, rename or rmtree of it), the
+    model loads as the epoch-1 save until the new folder is in place, then as epoch 2; its
+    training state is that of the same save; resuming ends with the uninterrupted weights."""
+    env = dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1")
+    args = [str(corpus), *TINY, "--epochs", "3", "--model", "m"]
+    killed = subprocess.run(
+        [sys.executable, "-c", SAVE_KILLER, function, str(nth), *args],
+        env=env,
+        capture_output=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    loaded = load_model(str(home / "m"))
+    assert loaded.config["metrics"]["epoch"] == kept
+    assert resume.read(home / "m").state.epoch == kept + 1
+    assert sorted(os.listdir(home)) == [".m.lock", "m"]  # the repair left no debris
+    train_files(tiny_job([corpus], home / "m", resume=True))
+    assert max_difference(home / "m", uninterrupted) <= 1e-6
+
+
+# One writer
+
+
+def test_one_writer_lock_is_exclusive_and_cleans_up(tmp_path):
+    path = tmp_path / "m"
+    with store.writer_lock(path):
+        assert (tmp_path / ".m.lock").read_text() == f"{os.getpid()}\n"
+        held = f"being trained by another process .pid {os.getpid()}"
+        with pytest.raises(RunFailure, match=held):
+            with store.writer_lock(path):
+                pass
+        with store.writer_lock(tmp_path / "other"):  # other models are free
+            pass
+    assert os.listdir(tmp_path) == []
+    (tmp_path / ".m.lock").write_text("999999999\n")  # left by a killed run: not locked
+    with store.writer_lock(path):
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_second_training_into_one_model_is_refused_until_the_first_dies(home, corpus):
+    first = subprocess.Popen(
+        [sys.executable, "-m", "wordlstm", "train", str(corpus), *TINY, "--epochs", "500"],
+        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert first.stderr.readline().startswith(b"epoch   1 |")  # it holds the lock
+        started = time.monotonic()
+        second = run("train", str(corpus), *TINY, "--epochs", "1", home=home)
+        assert_one_error_line(second, 1, f"being trained by another process (pid {first.pid})")
+        assert time.monotonic() - started < 30
+    finally:
+        first.kill()
+        first.wait()
+        first.stderr.close()
+    assert (home / ".default.lock").exists()  # a killed holder leaves its file, unlocked
+    run("train", str(corpus), *TINY, "--epochs", "1", home=home, check=True)
+    assert sorted(os.listdir(home)) == ["default"]
+
+
+# Untrusted model folders
+
+
+class RunsOnUnpickle:
+    """Unpickling this creates the file `marker`: proof that code from the file ran."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("file", ["weights.npz", "training.npz"])
+def test_a_pickle_payload_never_runs(trained, tmp_path, corpus, file):
+    folder = tmp_path / "evil"
+    shutil.copytree(trained / "default", folder)
+    marker = tmp_path / "pwned"
+    with np.load(folder / file) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["payload"] = np.array([RunsOnUnpickle(marker)], dtype=object)
+    np.savez(folder / file, **arrays)
+    if file == "weights.npz":
+        assert_one_error_line(run("score", "--model", str(folder), input="The cat\n"), 2, file)
+    args = ["train", str(corpus), *TINY, "--epochs", "4", "--model", str(folder), "--resume"]
+    assert_one_error_line(run(*args, home=tmp_path), 2, file)
+    assert not marker.exists()
+
+
+def other_tokenizer(folder):
+    from wordlstm.tokenizer import Tokenizer
+
+    (folder / "tokenizer.json").write_text(Tokenizer.train(["a b c d"]).to_str())
+
+
+def rename_array(folder):
+    with np.load(folder / "weights.npz") as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["decoder.b"] = arrays.pop("decoder.bias")
+    np.savez(folder / "weights.npz", **arrays)
+
+
+def edit_config(**changes):
+    def edit(folder):
+        config = json.loads((folder / "config.json").read_text())
+        for key, value in changes.items():
+            if key == "architecture":
+                config[key].update(value)
+            else:
+                config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return edit
+
+
+HOSTILE_FOLDERS = {
+    "newer format": (edit_config(format_version=2), "newer"),
+    "endless layers": (edit_config(architecture={"layers": 10**12}), "layers"),
+    "sizes not numbers": (edit_config(architecture={"hidden": "16"}), "architecture"),
+    "float sizes": (edit_config(architecture={"vocab": 30.0}), "architecture"),
+    "no architecture": (edit_config(architecture={"vocab": None}), "architecture"),
+    "renamed array": (rename_array, "missing ['decoder.bias'], unexpected ['decoder.b']"),
+    "tokenizer of another model": (other_tokenizer, "tokenizer.json has 6 words"),
+    "foreign tokenizer": (lambda f: (f / "tokenizer.json").write_text("{}"), "tokenizer"),
+    "tokenizer is a fifo": (
+        lambda f: ((f / "tokenizer.json").unlink(), os.mkfifo(f / "tokenizer.json")),
+        "tokenizer.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_FOLDERS))
+def test_hostile_model_folders_are_refused(trained, tmp_path, case):
+    folder = tmp_path / "m"
+    shutil.copytree(trained / "default", folder)
+    damage, mention = HOSTILE_FOLDERS[case]
+    damage(folder)
+    assert_one_error_line(run("complete", "The", "--model", str(folder)), 2, mention)
+
+
+def test_a_name_never_leaves_the_store(home, corpus, tmp_path):
+    """`../x` is a path, relative to the working folder as any path is, never to the store."""
+    work = tmp_path / "work"
+    work.mkdir()
+    run("train", str(corpus), *TINY, "--epochs", "1", "--model", "../outside", home=home,
+        cwd=work, check=True)  # fmt: skip
+    assert (tmp_path / "outside" / "weights.npz").exists()
+    assert not home.exists() or os.listdir(home) == []
+    assert_one_error_line(run("complete", "x", "--model", "in/../side", home=home, cwd=work), 2)
+
+
+# Bad files to train on
+
+
+UNREADABLE = """
+import builtins, errno, sys
+from wordlstm.cli import main
+
+real_open, unreadable = builtins.open, sys.argv[1]
+
+def refusing_open(file, *args, **kwargs):
+    if str(file) == unreadable:
+        raise PermissionError(errno.EACCES, "Permission denied", file)
+    return real_open(file, *args, **kwargs)
+
+builtins.open = refusing_open
+sys.argv = ["wordlstm", "train", *sys.argv[2:]]
+main()
+"""
+
+BAD_FILES = {
+    "empty": lambda p: p.write_text(""),
+    "only blank lines": lambda p: p.write_text("\n \n\t\n"),
+    "binary": lambda p: p.write_bytes(bytes(range(256)) * 64),
+    "not utf-8": lambda p: p.write_bytes("caf\u00e9 au lait\n".encode("latin-1")),
+    "utf-16": lambda p: p.write_bytes("hello world\n".encode("utf-16")),
+    "a directory": lambda p: p.mkdir(),
+    "unreadable": lambda p: p.write_text("fine words\n" * 100),
+    "too short": lambda p: p.write_text("one line\n"),
+}
+
+
+@pytest.mark.parametrize(
+    "case, role",
+    [(case, "training") for case in BAD_FILES]
+    + [(case, "--valid") for case in BAD_FILES if case != "too short"],
+)
+def test_bad_files_to_train_on_write_nothing(home, tmp_path, corpus, case, role):
+    bad = tmp_path / "bad.txt"
+    BAD_FILES[case](bad)
+    home.mkdir()
+    args = [str(bad)] if role == "training" else [str(corpus), "--valid", str(bad)]
+    args += [*TINY, "--epochs", "1"]
+    if case == "unreadable":  # chmod 000 does not stop root: make open() itself refuse
+        proc = subprocess.run(
+            [sys.executable, "-c", UNREADABLE, str(bad), *args],
+            env=dict(os.environ, WORDLSTM_HOME=str(home)),
+            capture_output=True,
+        )
+        proc.err = proc.stderr.decode()
+        assert_one_error_line(proc, 2, "bad.txt", "permission denied")
+    else:
+        assert_one_error_line(run("train", *args, home=home), 2)
+    assert os.listdir(home) == []

@@ -22,9 +22,18 @@ class Loaded:
     config: dict
 
 
-def save_model(path: Path, model: LanguageModel, tokenizer: Tokenizer, facts: dict) -> None:
+def save_model(
+    path: Path,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    facts: dict,
+    *,
+    weights: dict | None = None,
+    extra: dict[str, bytes] | None = None,
+) -> None:
     """Saves atomically; facts (recipe, tokenizer settings, metrics, history) go into
-    config.json beside the architecture."""
+    config.json beside the architecture. `weights` (in the layout of `model.weights()`)
+    replace the model's current ones, e.g. the best so far; `extra` files go along."""
     config = {
         "format_version": store.FORMAT_VERSION,
         "wordlstm_version": __version__,
@@ -33,8 +42,10 @@ def save_model(path: Path, model: LanguageModel, tokenizer: Tokenizer, facts: di
         "dropout": model.dropout,
         **facts,
     }
-    weights = {n: to_host(a) for n, a in model.weights().items()}
-    store.save(path, config=config, tokenizer_json=tokenizer.to_str(), weights=weights)
+    if weights is None:
+        weights = model.weights()
+    weights = {n: to_host(a) for n, a in weights.items()}
+    store.save(path, config=config, tokenizer_json=tokenizer.to_str(), weights=weights, extra=extra)
 
 
 def load_model(model: str) -> Loaded:
@@ -44,8 +55,15 @@ def load_model(model: str) -> Loaded:
     config, tokenizer_json, weights = store.load(path)
     try:
         arch = Architecture(**config["architecture"])
+        sizes = (arch.vocab, arch.embed, arch.hidden, arch.layers)
+        if any(type(n) is not int for n in sizes) or type(arch.tied) is not bool:
+            raise TypeError("sizes must be whole numbers and tied true or false")
     except (KeyError, TypeError) as e:
         raise BadInput(f"{path / 'config.json'}: bad or missing architecture ({e})") from None
+    if 4 * arch.layers > len(weights):  # before anything loops over a hostile number of layers
+        raise BadInput(
+            f"{path}: config.json gives {arch.layers} layers, more than {store.WEIGHTS} holds"
+        )
     tokenizer = Tokenizer.from_str(tokenizer_json, str(path / store.TOKENIZER))
     if tokenizer.vocab_size != arch.vocab:
         raise BadInput(

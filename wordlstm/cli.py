@@ -85,9 +85,13 @@ def train(
     min_freq: int = typer.Option(1, help="rarer words become <unk>"),
     lowercase: bool = typer.Option(False, "--lowercase", help="lowercase the text first"),
     split: str = typer.Option("words", help="words (split off punctuation) or whitespace"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue the interrupted training of --model (same files, flags)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
-    """Train a model on text files and save it in the store."""
+    """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
+    from wordlstm.errors import Interrupted
     from wordlstm.pipeline import ModelSettings, TokenizerSettings, TrainJob, train_files
     from wordlstm.train import Recipe
 
@@ -107,10 +111,18 @@ def train(
             bptt=bptt,
             batch_size=batch_size,
         ),
+        resume=resume,
     )
     console = stderr_console()
-    with TrainView(console, job.recipe.epochs) as view:
-        result = train_files(job, on_progress=view.progress, on_epoch=view.epoch)
+    try:
+        with TrainView(console, job.recipe.epochs) as view:
+            result = train_files(
+                job, on_progress=view.progress, on_epoch=view.epoch, on_retry=view.retry
+            )
+    except Interrupted as e:
+        console.print(f"interrupted: {e}")
+        console.print(f"resume with: {resume_command()}")
+        raise typer.Exit(e.exit_code) from None
     if json_out:
         print_json(asdict(result))
     else:
@@ -118,6 +130,14 @@ def train(
             f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
             f"{result.epochs} epochs, {result.seconds:.0f} s"
         )
+
+
+def resume_command() -> str:
+    """This command line as the user can paste it to resume: the same arguments + --resume."""
+    import shlex
+
+    args = sys.argv[1:]
+    return shlex.join(["wordlstm", *args, *([] if "--resume" in args else ["--resume"])])
 
 
 class TrainView:
@@ -167,6 +187,14 @@ class TrainView:
                 ppl=math.exp(min(p.loss, 50)),
             )
 
+    def retry(self, r) -> None:
+        from wordlstm.train import MAX_RETRIES
+
+        self.console.print(
+            f"epoch {r.epoch:3d} | step {r.step}: {r.reason}; back to the start of the epoch"
+            f" with lr {r.lr:g} (retry {r.retry} of {MAX_RETRIES})"
+        )
+
     def epoch(self, e) -> None:
         mark = "saved as best" if e.saved else "not better"
         self.console.print(
@@ -195,11 +223,11 @@ def complete(
 
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import complete as complete_prompt
-    from wordlstm.text import iter_input_lines
+    from wordlstm.text import argument_text, iter_input_lines
 
     loaded = load_model(model)
     rng = np.random.default_rng(seed) if sample else None
-    prompts = [prompt] if prompt is not None else iter_input_lines(sys.stdin.buffer)
+    prompts = [argument_text(prompt)] if prompt is not None else iter_input_lines(sys.stdin.buffer)
     for n, text in enumerate(prompts):
         c = complete_prompt(loaded, text, top=top, words=words, rng=rng, temperature=temperature)
         if json_out:
@@ -344,6 +372,8 @@ def models_show(
         f"recipe        {json.dumps(config.get('recipe', {}))}",
         f"metrics       {json.dumps(config.get('metrics', {}))}",
     ]
+    if config.get("unfinished"):
+        lines.append("status        unfinished: interrupted before its first epoch ended")
     for e in config.get("history", []):
         lines.append(
             f"  epoch {e['epoch']:3d}  train ppl {e['train_ppl']:9.2f}  valid ppl "

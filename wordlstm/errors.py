@@ -1,4 +1,5 @@
-"""The two kinds of failure the CLI reports: bad input (exit 2) and run-time failure (exit 1)."""
+"""The failures the CLI reports: bad input (exit 2), run-time failure (exit 1), and an
+interrupted training run (exit 130)."""
 
 
 class WordlstmError(Exception):
@@ -17,3 +18,9 @@ class RunFailure(WordlstmError):
     """Something went wrong while running: training diverged, the disk is full."""
 
     exit_code = 1
+
+
+class Interrupted(WordlstmError):
+    """Training stopped at the user's request (Ctrl-C) after saving a state it can resume."""
+
+    exit_code = 130

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from wordlstm import predict, store
-from wordlstm.checkpoint import Loaded, save_model
+from wordlstm import predict, resume, store
+from wordlstm.checkpoint import Loaded
 from wordlstm.data import hold_out
-from wordlstm.errors import BadInput, RunFailure
+from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Epoch, Progress, Recipe, train
+from wordlstm.train import Epoch, Progress, Recipe, Retry, train
 
 VALID_FRACTION = 0.1
 
@@ -49,6 +49,7 @@ class TrainJob:
     tokenizer: TokenizerSettings = field(default_factory=TokenizerSettings)
     net: ModelSettings = field(default_factory=ModelSettings)
     recipe: Recipe = field(default_factory=Recipe)
+    resume: bool = False
 
 
 @dataclass
@@ -68,82 +69,109 @@ def train_files(
     job: TrainJob,
     on_progress: Callable[[Progress], None] = lambda p: None,
     on_epoch: Callable[[Epoch], None] = lambda e: None,
+    on_retry: Callable[[Retry], None] = lambda r: None,
 ) -> TrainResult:
-    """Reads the files, builds the vocabulary, trains, and saves the best model."""
-    start = time.perf_counter()
+    """Reads the files, builds the vocabulary, trains, and saves the model after every epoch:
+    the best weights so far with the state to resume from (`job.resume` starts there).
+
+    Holds the model's writer lock throughout, so a second run into it fails at once. The
+    first Ctrl-C stops training after the current step, saves, and raises Interrupted.
+    """
+    clock = time.perf_counter()
     path = store.resolve(job.model)
     if not 0.0 <= job.net.dropout < 1.0:
         raise BadInput("--dropout must be in [0, 1)")
+    settings = _settings(job)
+    with store.writer_lock(path):
+        saved = resume.read(path) if job.resume else None
+        if saved is not None:
+            resume.check_settings(saved, settings, path, job.recipe.epochs)
+        tokenizer, train_ids, valid_ids = _training_data(job)
+        digest = resume.data_digest(tokenizer.to_str(), train_ids, valid_ids)
+        if saved is not None:
+            resume.check_data(saved, digest, path)
+        arch = Architecture(
+            vocab=tokenizer.vocab_size,
+            embed=job.net.embed,
+            hidden=job.net.hidden,
+            layers=job.net.layers,
+            tied=job.net.tied,
+        )
+        rng = np.random.default_rng(job.seed)
+        model = LanguageModel.init(arch, rng, dropout=job.net.dropout)
+        facts = _facts(job, train_ids, valid_ids)
+        saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
+        if saved is not None:
+            saver.resume_from(saved)
+        with resume.deferred_sigint() as interrupted:
+            train(
+                model,
+                train_ids,
+                valid_ids,
+                job.recipe,
+                rng,
+                start=saved.state if saved is not None else None,
+                on_progress=on_progress,
+                on_epoch=on_epoch,
+                on_retry=on_retry,
+                save=saver,
+                stop=interrupted,
+            )
+    state = saver.state
+    if interrupted() and state is not None and state.epoch <= job.recipe.epochs:
+        unvalidated = "" if saver.best else " (no epoch has ended: its weights are unvalidated)"
+        raise Interrupted(
+            f"stopped in epoch {state.epoch} after step {state.step}; "
+            f"saved {job.model} ({path}){unvalidated}"
+        )
+    if saver.best is None:
+        raise RunFailure("training ended before a model could be saved")
+    history = saver.history
+    return TrainResult(
+        model=job.model,
+        path=str(path),
+        epochs=len(history),
+        train_tokens=int(len(train_ids)),
+        seconds=time.perf_counter() - clock,
+        tokens_per_sec=sum(e.tokens for e in history) / max(1e-9, sum(e.seconds for e in history)),
+        valid_ppl=saver.best["valid_ppl"],
+        vocab=arch.vocab,
+        params=arch.param_count(),
+    )
+
+
+def _settings(job: TrainJob) -> dict:
+    """The flags a resumed run must share with the interrupted one (all but the budget)."""
+    recipe = asdict(job.recipe)
+    del recipe["epochs"], recipe["max_time"]
+    return {**asdict(job.net), **asdict(job.tokenizer), **recipe, "seed": job.seed}
+
+
+def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
+    """What config.json records about how the model was trained."""
+    return {
+        "tokenizer": asdict(job.tokenizer),
+        "recipe": {**asdict(job.recipe), "seed": job.seed},
+        "data": {
+            "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
+            "valid": job.valid,
+            "train_tokens": int(len(train_ids)),
+            "valid_tokens": int(len(valid_ids)),
+        },
+    }
+
+
+def _training_data(job: TrainJob) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
+    """The tokenizer built on the training files and their token streams for training and
+    validation (`job.valid`, else a held-out tail)."""
     lines = read_training_lines(job.files)
     valid_lines = read_training_lines([job.valid]) if job.valid else None
     tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
     ids = tokenizer.encode_lines(lines)
     del lines
     if valid_lines is None:
-        train_ids, valid_ids = hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
-    else:
-        train_ids, valid_ids = ids, tokenizer.encode_lines(valid_lines)
-    arch = Architecture(
-        vocab=tokenizer.vocab_size,
-        embed=job.net.embed,
-        hidden=job.net.hidden,
-        layers=job.net.layers,
-        tied=job.net.tied,
-    )
-    rng = np.random.default_rng(job.seed)
-    model = LanguageModel.init(arch, rng, dropout=job.net.dropout)
-    history: list[Epoch] = []
-
-    def save(best: Epoch) -> None:
-        facts = {
-            "tokenizer": asdict(job.tokenizer),
-            "recipe": {**asdict(job.recipe), "seed": job.seed},
-            "data": {
-                "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
-                "valid": job.valid,
-                "train_tokens": int(len(train_ids)),
-                "valid_tokens": int(len(valid_ids)),
-            },
-            "metrics": {
-                "epoch": best.epoch,
-                "valid_ppl": best.valid_ppl,
-                "train_ppl": best.train_ppl,
-                "trained_tokens": sum(e.tokens for e in history) + best.tokens,
-            },
-            "history": [asdict(e) for e in history] + [asdict(best)],
-        }
-        save_model(path, model, tokenizer, facts)
-
-    def epoch_done(e: Epoch) -> None:
-        history.append(e)
-        on_epoch(e)
-
-    train(
-        model,
-        train_ids,
-        valid_ids,
-        job.recipe,
-        rng,
-        on_progress=on_progress,
-        on_epoch=epoch_done,
-        save=save,
-    )
-    saved = [e for e in history if e.saved]
-    if not saved:
-        raise RunFailure("training ended before a model could be saved")
-    seconds = time.perf_counter() - start
-    tokens = sum(e.tokens for e in history)
-    return TrainResult(
-        model=job.model,
-        path=str(path),
-        epochs=len(history),
-        train_tokens=int(len(train_ids)),
-        seconds=seconds,
-        tokens_per_sec=tokens / max(1e-9, sum(e.seconds for e in history)),
-        valid_ppl=min(e.valid_ppl for e in saved),
-        vocab=arch.vocab,
-        params=arch.param_count(),
-    )
+        return tokenizer, *hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
+    return tokenizer, ids, tokenizer.encode_lines(valid_lines)
 
 
 @dataclass

@@ -89,35 +89,64 @@ def continue_ids(
 
 @dataclass
 class Evaluation:
-    """Totals of the benchmark protocol over a token stream."""
+    """Totals of the benchmark protocol over a token stream. The `words_` counts leave out
+    positions whose target is the unknown or the end-of-line token, as ANCHORS.md reports."""
 
-    tokens: int
-    nll: float
-    top1: int
-    top5: int
+    tokens: int = 0
+    nll: float = 0.0
+    top1: int = 0
+    top5: int = 0
+    unknown: int = 0
+    words: int = 0
+    words_top1: int = 0
+    words_top5: int = 0
 
     @property
     def ppl(self) -> float:
         return float(np.exp(self.nll / max(1, self.tokens)))
 
+    def summary(self) -> dict:
+        """The figures `wordlstm eval` reports."""
+        n, w = max(1, self.tokens), max(1, self.words)
+        return {
+            "perplexity": self.ppl,
+            "top1": self.top1 / n,
+            "top5": self.top5 / n,
+            "top1_words": self.words_top1 / w,
+            "top5_words": self.words_top5 / w,
+            "tokens": self.tokens,
+            "unknown_rate": self.unknown / n,
+        }
+
 
 def evaluate(
-    model: LanguageModel, ids: np.ndarray, *, batch_size: int = 10, bptt: int = 35
+    model: LanguageModel,
+    ids: np.ndarray,
+    *,
+    batch_size: int = 10,
+    bptt: int = 35,
+    special: tuple[int, int] = (0, 1),
 ) -> Evaluation:
     """Perplexity and top-1/top-5 accuracy of a stream read as `batch_size` parallel
-    streams with the state carried from chunk to chunk, as the PyTorch example validates."""
+    streams with the state carried from chunk to chunk, as the PyTorch example validates.
+    `special` is (unknown id, end-of-line id)."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
     data = batchify(ids, batch_size)
     state = model.zero_state(batch_size)
-    total = Evaluation(0, 0.0, 0, 0)
+    total = Evaluation()
     for _, x, y in chunks(data, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
         lp = to_host(model.log_probs(out))
         y = y.reshape(-1)
         true = lp[np.arange(len(y)), y]
         rank = (lp > true[:, None]).sum(axis=1)
+        word = (y != special[0]) & (y != special[1])
         total.tokens += len(y)
         total.nll -= float(true.sum(dtype=np.float64))
         total.top1 += int((rank < 1).sum())
         total.top5 += int((rank < 5).sum())
+        total.unknown += int((y == special[0]).sum())
+        total.words += int(word.sum())
+        total.words_top1 += int((word & (rank < 1)).sum())
+        total.words_top5 += int((word & (rank < 5)).sum())
     return total

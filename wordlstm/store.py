@@ -17,6 +17,10 @@ before a model is read or written can always restore one:
 Renames and recovery hold an exclusive `flock` on the parent folder and loads a shared one, so a
 load never sees a model between the two renames and never repairs a save that is still running.
 Loading never runs code from the files: JSON, and npz read with `allow_pickle=False`.
+
+A training run holds `writer_lock` on `.NAME.lock` beside the model for its whole length, so a
+second run into the same model is refused at once; the kernel drops a flock when its process
+dies, so a killed run never leaves the model locked.
 """
 
 import contextlib
@@ -158,10 +162,10 @@ def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
                 f"{path} has format version {version}, newer than this wordlstm reads "
                 f"({FORMAT_VERSION}): upgrade wordlstm"
             )
+        if not (path / TOKENIZER).is_file():  # missing, or a FIFO or device that would hang
+            raise BadInput(f"{path} is incomplete: {TOKENIZER} is missing")
         try:
             tokenizer = (path / TOKENIZER).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise BadInput(f"{path} is incomplete: {TOKENIZER} is missing") from None
         except (OSError, UnicodeDecodeError) as e:
             raise BadInput(f"cannot read {path / TOKENIZER}: {_why(e)}") from None
         weights = _read_weights(path / WEIGHTS)
@@ -205,6 +209,85 @@ def remove(path: Path) -> None:
         shutil.rmtree(trash)
     except OSError as e:
         raise RunFailure(f"cannot remove {path}: {_why(e)}") from e
+
+
+def read_npz(file: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz file, fully read and never unpickled; BadInput if it is damaged."""
+    if not file.is_file():
+        raise BadInput(f"{file.parent} is incomplete: {file.name} is missing")
+    try:
+        with open(file, "rb") as f:  # ours to close, also when np.load fails half-way
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
+            with data:
+                arrays = {key: data[key] for key in data.files}
+    except MemoryError as e:
+        raise RunFailure(f"not enough memory to load {file}") from e
+    except _DAMAGED as e:
+        raise BadInput(f"{file} is damaged or not an npz archive: {_why(e)}") from e
+    for key, array in arrays.items():
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+            raise BadInput(f"{file}: {key!r} is not an array of numbers")
+        if not np.isfinite(array).all():
+            raise BadInput(f"{file}: {key!r} holds NaN or infinity")
+    return arrays
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Hold the one-writer lock of the model folder `path` (which need not exist yet).
+
+    Raises RunFailure at once if another process holds it. The lock file `.NAME.lock` is
+    deleted on leaving; one that a killed process left behind is unlocked and simply reused.
+    """
+    path = _normalize(path)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _lock_file(lock, path)
+    except OSError as e:
+        raise RunFailure(f"cannot lock {path} for writing: {_why(e)}") from e
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # still held: whoever opened this file meanwhile is refused
+        os.close(fd)
+
+
+def _lock_file(lock: Path, path: Path) -> int:
+    """A descriptor of the file `lock` with an exclusive flock on it and our pid written in."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if _take(fd, lock, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # a leaving holder deleted the file we locked: lock the new one
+
+
+def _take(fd: int, lock: Path, path: Path) -> bool:
+    """Lock the file open as `fd` unless another process holds it (RunFailure); False if the
+    name `lock` no longer points to that file, whose lock would then guard nothing."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = (os.read(fd, 20).decode("ascii", "replace").split() or ["?"])[0]
+        raise RunFailure(
+            f"{path} is being trained by another process (pid {holder}); "
+            "wait for it to end or use another --model"
+        ) from None
+    try:
+        if not os.path.samestat(os.fstat(fd), os.stat(lock)):
+            return False
+    except FileNotFoundError:
+        return False
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return True
 
 
 def _normalize(path: Path) -> Path:
@@ -267,25 +350,11 @@ def _check_replaceable(path: Path) -> None:
 
 
 def _read_weights(file: Path) -> dict[str, np.ndarray]:
-    """Every array of weights.npz, fully read; BadInput if it is damaged or not all float32."""
-    if not file.is_file():
-        raise BadInput(f"{file.parent} is incomplete: {WEIGHTS} is missing")
-    try:
-        with open(file, "rb") as f:  # ours to close, also when np.load fails half-way
-            data = np.load(f, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("not an npz archive")
-            with data:
-                arrays = {key: data[key] for key in data.files}
-    except MemoryError as e:
-        raise RunFailure(f"not enough memory to load {file}") from e
-    except _DAMAGED as e:
-        raise BadInput(f"{file} is damaged or not a weights file: {_why(e)}") from e
+    """Every array of weights.npz; BadInput if it is damaged or not all float32."""
+    arrays = read_npz(file)
     for key, array in arrays.items():
-        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.itemsize != 4:
+        if array.dtype.kind != "f" or array.itemsize != 4:
             raise BadInput(f"{file}: {key!r} is not a float32 array")
-        if not np.isfinite(array).all():
-            raise BadInput(f"{file}: {key!r} holds NaN or infinity")
     return {key: array.astype(np.float32, copy=False) for key, array in arrays.items()}
 
 

@@ -43,6 +43,12 @@ def iter_input_lines(stream: BinaryIO) -> Iterator[str]:
         first = False
 
 
+def argument_text(arg: str) -> str:
+    """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as
+    lone surrogates) become U+FFFD, as in `iter_input_lines`."""
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _read_bytes(path: str) -> bytes:
     """The whole content of a file or of stdin, with OS errors as one-line BadInput."""
     if path == STDIN:

@@ -1,14 +1,23 @@
 """The training loop: truncated BPTT over parallel streams, clipping, SGD or Adam, and
-validation after each epoch. It reports through callbacks and never prints."""
+validation after each epoch. It reports through callbacks and never prints.
+
+Training can stop after any step and later go on exactly as if it never had: a `TrainState`
+holds everything the next step depends on (weights, optimizer state, position in the data,
+the LSTM state carried between chunks, the random generator), and `train` can start from one.
+
+A non-finite loss, gradient or validation perplexity never reaches the weights that are
+saved: training goes back to the state at the start of the epoch with the learning rate
+divided by 4, up to MAX_RETRIES times for one epoch, and then gives up with a RunFailure.
+"""
 
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from wordlstm.backend import xp
+from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
 from wordlstm.errors import BadInput, RunFailure
 from wordlstm.model import LanguageModel
@@ -16,6 +25,8 @@ from wordlstm.optim import clip_global_norm, make_optimizer
 from wordlstm.predict import evaluate
 
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
+LR_DIVISOR = 4.0  # after an SGD epoch that did not improve, and after a divergence
+MAX_RETRIES = 3  # divergences of one epoch before training gives up
 
 
 @dataclass
@@ -38,8 +49,8 @@ class Recipe:
             self.lr = DEFAULT_LR[self.optimizer]
         if self.epochs < 1 or self.bptt < 1 or self.batch_size < 1:
             raise BadInput("--epochs, --bptt and --batch-size must be at least 1")
-        if self.lr <= 0 or self.clip < 0:
-            raise BadInput("--lr must be positive and --clip not negative")
+        if not (0 < self.lr < math.inf and 0 <= self.clip < math.inf):
+            raise BadInput("--lr must be positive and --clip not negative (both finite)")
 
 
 @dataclass
@@ -72,6 +83,49 @@ class Epoch:
     saved: bool
 
 
+@dataclass
+class Retry:
+    """Training diverged and starts the epoch again with a lower learning rate."""
+
+    epoch: int
+    step: int
+    reason: str
+    lr: float  # the new, lower learning rate
+    retry: int  # 1 to MAX_RETRIES
+
+
+@dataclass
+class TrainState:
+    """Everything the next training step depends on, as host arrays and JSON-able values.
+
+    A state taken inside an epoch also keeps the state at the epoch's start, where a
+    divergence sends training back: so a resumed run does what the uninterrupted one would.
+    """
+
+    epoch: int  # the epoch under way, from 1; the number of epochs + 1 once all are done
+    step: int  # chunks of it done
+    lr: float
+    best_ppl: float | None  # the best validation perplexity at an epoch end so far
+    retries: int  # divergences in this epoch so far
+    loss_sum: float  # the epoch's training loss summed over its tokens so far
+    tokens: int
+    seconds: float
+    rng: dict  # the random generator's bit_generator.state
+    history: list[Epoch]
+    params: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+    hidden: dict[str, np.ndarray] | None  # "h" and "c" for the next chunk; None: zero
+    start: "TrainState | None" = field(default=None, repr=False)
+
+
+class Diverged(Exception):
+    """A non-finite loss, gradient or validation perplexity."""
+
+    def __init__(self, reason: str, step: int) -> None:
+        super().__init__(reason)
+        self.reason, self.step = reason, step
+
+
 def train(
     model: LanguageModel,
     train_ids: np.ndarray,
@@ -79,12 +133,22 @@ def train(
     recipe: Recipe,
     rng: np.random.Generator,
     *,
+    start: TrainState | None = None,
     on_progress: Callable[[Progress], None] = lambda p: None,
     on_epoch: Callable[[Epoch], None] = lambda e: None,
-    save: Callable[[Epoch], None] = lambda e: None,
-) -> list[Epoch]:
-    """Trains the model in place; calls `save` whenever validation perplexity is the best so
-    far. With SGD the learning rate is divided by 4 after an epoch that did not improve."""
+    on_retry: Callable[[Retry], None] = lambda r: None,
+    save: Callable[[TrainState, Epoch | None], None] = lambda s, e: None,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Trains the model in place, from `start` if given, until all epochs are done, the time
+    budget is spent, or `stop()` is true after a step or an epoch.
+
+    Calls `save(state, epoch)` after each epoch, with the state of the next one's start;
+    `save(state, None)` when stopped inside an epoch; and `save(state, epoch)` with the
+    unfinished epoch validated when out of time inside one. Validating an unfinished epoch
+    does not change the course of training, so every saved state resumes exactly. With SGD the
+    learning rate is divided by 4 after an epoch that did not improve on the best.
+    """
     if len(train_ids) < 2 * recipe.batch_size:
         raise BadInput(
             f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
@@ -92,63 +156,186 @@ def train(
         )
     if len(valid_ids) < 2:
         raise BadInput("the validation text needs at least one line with a word")
-    data = batchify(train_ids, recipe.batch_size)
-    steps = math.ceil((len(data) - 1) / recipe.bptt)
-    optimizer = make_optimizer(recipe.optimizer, model.params, recipe.lr)
-    start = time.perf_counter()
-    best = math.inf
-    history: list[Epoch] = []
-    for epoch in range(1, recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        state = model.zero_state(recipe.batch_size)
-        total_loss, tokens, out_of_time = 0.0, 0, False
-        for step, (_, x, y) in enumerate(chunks(data, recipe.bptt), 1):
-            if recipe.max_time is not None and time.perf_counter() - start >= recipe.max_time:
-                out_of_time = True
-                break
-            out, state, cache = model.forward(xp.asarray(x), state, rng=rng)
+    run = _Run(model, train_ids, recipe, rng)
+    if start is not None:
+        run.restore(start)
+    epoch_start = run.snapshot() if start is None else start.start or start
+    deadline = None if recipe.max_time is None else time.perf_counter() + recipe.max_time
+    # overflow on the way to a divergence is caught below, not warned about
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        while run.epoch <= recipe.epochs:
+            try:
+                ended = run.train_steps(deadline, stop, on_progress)
+                if ended == "stopped":
+                    save(run.snapshot(epoch_start), None)
+                    return
+                if run.tokens == 0:  # out of time before the epoch's first step
+                    return
+                result = run.validate(valid_ids)
+            except Diverged as e:
+                if epoch_start.retries >= MAX_RETRIES:
+                    raise RunFailure(
+                        f"training diverged ({e.reason}) in epoch {run.epoch} even after "
+                        f"lowering the learning rate to {epoch_start.lr:g}; nothing from this "
+                        "epoch was saved; try a lower --lr or --clip"
+                    ) from None
+                epoch_start.retries += 1
+                epoch_start.lr /= LR_DIVISOR
+                run.restore(epoch_start)
+                on_retry(Retry(run.epoch, e.step, e.reason, epoch_start.lr, epoch_start.retries))
+                continue
+            if ended == "out of time":
+                save(run.snapshot(epoch_start), result)
+                on_epoch(result)
+                return
+            run.end_epoch(result)
+            epoch_start = run.snapshot()
+            save(epoch_start, result)
+            on_epoch(result)
+            if stop():
+                return
+
+
+class _Run:
+    """The live side of a TrainState: model, optimizer, generator and position in the data."""
+
+    def __init__(self, model: LanguageModel, train_ids: np.ndarray, recipe: Recipe, rng) -> None:
+        self.model, self.recipe, self.rng = model, recipe, rng
+        self.data = batchify(train_ids, recipe.batch_size)
+        self.steps = math.ceil((len(self.data) - 1) / recipe.bptt)
+        self.optimizer = make_optimizer(recipe.optimizer, model.params, recipe.lr)
+        self.epoch, self.step, self.retries = 1, 0, 0
+        self.best: float | None = None
+        self.loss_sum, self.tokens = 0.0, 0
+        self.clock = time.perf_counter()
+        self.hidden: tuple | None = None
+        self.history: list[Epoch] = []
+
+    def train_steps(
+        self,
+        deadline: float | None,
+        stop: Callable[[], bool],
+        on_progress: Callable[[Progress], None],
+    ) -> str:
+        """Trains on the rest of the epoch: "done" at its end, "stopped" when `stop()` is true
+        after a step, "out of time" at the deadline. Raises Diverged before a bad update."""
+        model, recipe = self.model, self.recipe
+        if self.hidden is None:
+            self.hidden = model.zero_state(recipe.batch_size)
+        for _, x, y in chunks(self.data, recipe.bptt, start=self.step * recipe.bptt):
+            if deadline is not None and time.perf_counter() >= deadline:
+                return "out of time"
+            out, hidden, cache = model.forward(xp.asarray(x), self.hidden, rng=self.rng)
             loss, dout, decoder_grads = model.loss(out, xp.asarray(y))
             if not math.isfinite(loss):
-                raise RunFailure(
-                    f"training diverged (loss {loss}) in epoch {epoch}; "
-                    "the last saved model is kept; try a lower --lr"
-                )
+                raise Diverged(f"loss {loss}", self.step + 1)
             grads, _ = model.backward(cache, dout, decoder_grads)
-            clip_global_norm(grads, recipe.clip)
-            optimizer.step(grads)
-            total_loss += loss * y.size
-            tokens += y.size
+            norm = clip_global_norm(grads, recipe.clip)
+            if not math.isfinite(norm):
+                raise Diverged(f"gradient norm {norm}", self.step + 1)
+            self.optimizer.step(grads)
+            self.hidden = hidden
+            self.step += 1
+            self.loss_sum += loss * y.size
+            self.tokens += y.size
             on_progress(
                 Progress(
-                    epoch,
-                    step,
-                    steps,
-                    tokens,
-                    time.perf_counter() - epoch_start,
+                    self.epoch,
+                    self.step,
+                    self.steps,
+                    self.tokens,
+                    time.perf_counter() - self.clock,
                     loss,
-                    optimizer.lr,
+                    self.optimizer.lr,
                 )
             )
-        if tokens == 0:
-            break
-        valid = evaluate(model, valid_ids, batch_size=recipe.eval_batch_size, bptt=recipe.bptt)
-        improved = valid.ppl < best
-        result = Epoch(
-            epoch=epoch,
-            train_ppl=math.exp(total_loss / tokens),
+            if stop():
+                return "stopped"
+        return "done"
+
+    def validate(self, valid_ids: np.ndarray) -> Epoch:
+        """The epoch's summary with the validation perplexity of the current weights."""
+        recipe = self.recipe
+        valid = evaluate(self.model, valid_ids, batch_size=recipe.eval_batch_size, bptt=recipe.bptt)
+        if not math.isfinite(valid.ppl):
+            raise Diverged(f"validation perplexity {valid.ppl}", self.step)
+        return Epoch(
+            epoch=self.epoch,
+            train_ppl=float(np.exp(self.loss_sum / self.tokens)),
             valid_ppl=valid.ppl,
-            lr=optimizer.lr,
-            seconds=time.perf_counter() - epoch_start,
-            tokens=tokens,
-            saved=improved,
+            lr=self.optimizer.lr,
+            seconds=time.perf_counter() - self.clock,
+            tokens=self.tokens,
+            saved=self.best is None or valid.ppl < self.best,
         )
-        history.append(result)
-        if improved:
-            best = valid.ppl
-            save(result)
-        elif recipe.optimizer == "sgd":
-            optimizer.lr /= 4.0
-        on_epoch(result)
-        if out_of_time:
-            break
-    return history
+
+    def end_epoch(self, result: Epoch) -> None:
+        """Records a finished epoch, adjusts the learning rate and moves to the next start."""
+        self.history.append(result)
+        if result.saved:
+            self.best = result.valid_ppl
+        elif self.recipe.optimizer == "sgd":
+            self.optimizer.lr /= LR_DIVISOR
+        self.epoch += 1
+        self.step = self.retries = self.tokens = 0
+        self.loss_sum = 0.0
+        self.hidden = None
+        self.clock = time.perf_counter()
+
+    def snapshot(self, start: TrainState | None = None) -> TrainState:
+        """A copy of the live state; `start`, the state at the epoch's start, goes with it."""
+        return TrainState(
+            epoch=self.epoch,
+            step=self.step,
+            lr=self.optimizer.lr,
+            best_ppl=self.best,
+            retries=self.retries,
+            loss_sum=self.loss_sum,
+            tokens=self.tokens,
+            seconds=time.perf_counter() - self.clock,
+            rng=self.rng.bit_generator.state,
+            history=list(self.history),
+            params=_host_copies(self.model.params),
+            optimizer=_host_copies(self.optimizer.state()),
+            hidden=None if self.hidden is None else _host_copies(_named(self.hidden)),
+            start=start,
+        )
+
+    def restore(self, state: TrainState) -> None:
+        """Puts a saved state back; BadInput if it does not fit this model and recipe."""
+        _check_fits(self.model.params, state.params, "weights")
+        _check_fits(self.optimizer.state(), state.optimizer, "optimizer state")
+        if state.hidden is not None:
+            zero = self.model.zero_state(self.recipe.batch_size)
+            _check_fits(_named(zero), state.hidden, "LSTM state")
+        try:
+            self.rng.bit_generator.state = state.rng
+        except (TypeError, ValueError, KeyError) as e:
+            raise BadInput(f"the saved random generator state is damaged ({e})") from None
+        for name, p in self.model.params.items():
+            p[...] = from_host(state.params[name])
+        self.optimizer.load_state({k: from_host(a) for k, a in state.optimizer.items()})
+        self.optimizer.lr = state.lr
+        self.hidden = None
+        if state.hidden is not None:
+            self.hidden = (from_host(state.hidden["h"]), from_host(state.hidden["c"]))
+        self.epoch, self.step, self.retries = state.epoch, state.step, state.retries
+        self.best, self.loss_sum, self.tokens = state.best_ppl, state.loss_sum, state.tokens
+        self.clock = time.perf_counter() - state.seconds
+        self.history = list(state.history)
+
+
+def _host_copies(arrays: dict) -> dict[str, np.ndarray]:
+    return {name: np.array(to_host(a)) for name, a in arrays.items()}
+
+
+def _named(state: tuple) -> dict:
+    """An LSTM state (h, c) as a dict of arrays."""
+    h, c = state
+    return {"h": h, "c": c}
+
+
+def _check_fits(live: dict, saved: dict, what: str) -> None:
+    """BadInput unless `saved` has exactly the names and shapes of `live`."""
+    if set(live) != set(saved) or any(live[k].shape != saved[k].shape for k in live):
+        raise BadInput(f"the saved training state does not fit the model ({what})")

@@ -1,0 +1,318 @@
+"""Exact resume and divergence: Ctrl-C saves a state that resumes to the very weights of an
+uninterrupted run, a different run is refused, and a NaN never reaches a saved model."""
+
+import json
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from conftest import TINY, max_difference, run, tiny_job
+
+import wordlstm.train
+from wordlstm import resume
+from wordlstm.checkpoint import load_model
+from wordlstm.errors import BadInput, Interrupted, RunFailure
+from wordlstm.model import LanguageModel
+from wordlstm.pipeline import train_files
+
+SETUPS = ["sgd", "adam, tied"]
+
+
+def job(corpus, folder, setup="sgd", **kw):
+    """The tiny training job on the corpus: plain SGD, or Adam with tied weights."""
+    adam = setup == "adam, tied"
+    j = tiny_job([corpus], folder, optimizer="adam" if adam else "sgd", **kw)
+    j.net.tied = adam
+    return j
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus):
+    """Uninterrupted 3-epoch runs, one per setup."""
+    root = tmp_path_factory.mktemp("reference")
+    for setup in SETUPS:
+        train_files(job(corpus, root / setup, setup))
+    return root
+
+
+def sigint_at(epoch: int, step: int | str):
+    """An on_progress callback that presses Ctrl-C after that step ("last": the epoch's last)."""
+
+    def on_progress(p) -> None:
+        if p.epoch == epoch and (p.step == step or (step == "last" and p.step == p.steps)):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_progress
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+@pytest.mark.parametrize(
+    "epoch, step",
+    [(1, 3), (2, 5), (1, "last")],
+    ids=["before any epoch ended", "mid-epoch", "after the last step"],
+)
+def test_ctrl_c_then_resume_gives_the_weights_of_an_uninterrupted_run(
+    corpus, tmp_path, reference, setup, epoch, step
+):
+    folder = tmp_path / "m"
+    with pytest.raises(Interrupted, match=f"stopped in epoch {epoch} after step"):
+        train_files(job(corpus, folder, setup), on_progress=sigint_at(epoch, step))
+    config = json.loads((folder / "config.json").read_text())
+    assert config.get("unfinished", False) == (epoch == 1)
+    load_model(str(folder))  # an interrupted model loads, unfinished or not
+    saved = resume.read(folder)
+    assert saved.state.epoch == epoch and saved.state.step > 0 and saved.state.hidden
+    train_files(job(corpus, folder, setup, resume=True))
+    assert max_difference(folder, reference / setup) <= 1e-6
+    assert max_difference(folder, reference / setup, "training.npz") <= 1e-6
+    done = json.loads((folder / "config.json").read_text())
+    expected = json.loads((reference / setup / "config.json").read_text())
+    assert [e["valid_ppl"] for e in done["history"]] == [
+        e["valid_ppl"] for e in expected["history"]
+    ]
+    assert "unfinished" not in done
+
+
+def test_ctrl_c_at_an_epoch_end_resumes_exactly(corpus, tmp_path, reference):
+    folder = tmp_path / "m"
+
+    def on_epoch(e) -> None:
+        if e.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="stopped in epoch 2 after step 0"):
+        train_files(job(corpus, folder), on_epoch=on_epoch)
+    assert resume.read(folder).state.hidden is None  # a fresh epoch starts from zero state
+    train_files(job(corpus, folder, resume=True))
+    assert max_difference(folder, reference / "sgd") <= 1e-6
+
+
+@pytest.fixture(scope="module")
+def cli_reference(tmp_path_factory, corpus):
+    """A corpus whose epochs last long enough to interrupt, and its uninterrupted run."""
+    root = tmp_path_factory.mktemp("cli")
+    text = root / "long.txt"
+    text.write_text(corpus.read_text() * 6)
+    run("train", str(text), *TINY, "--epochs", "3", "--model", "ref", home=root, check=True)
+    return root, text
+
+
+def start_training(home, text, model) -> subprocess.Popen:
+    """A CLI training run, once it has finished its first epoch."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", "3"]
+        + ["--model", model],
+        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert proc.stderr.readline().startswith(b"epoch   1 |")
+    return proc
+
+
+def test_ctrl_c_in_the_cli_prints_how_to_resume_and_exits_130(cli_reference):
+    home, text = cli_reference
+    proc = start_training(home, text, "m")
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 130, err
+    assert "error" not in err and "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[-2].startswith("interrupted: stopped in epoch ")
+    command = lines[-1].removeprefix("resume with: ")
+    args = ["train", str(text), *TINY, "--epochs", "3", "--model", "m"]
+    assert shlex.split(command) == ["wordlstm", *args, "--resume"]
+    resumed = run(*shlex.split(command)[1:], home=home, check=True)
+    assert "saved m" in resumed.err
+    assert max_difference(home / "m", home / "ref") <= 1e-6
+
+
+def test_sigkill_then_resume_gives_the_weights_of_an_uninterrupted_run(cli_reference):
+    home, text = cli_reference
+    proc = start_training(home, text, "k")
+    proc.kill()
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    run("train", str(text), *TINY, "--epochs", "3", "--model", "k", "--resume", home=home)
+    assert max_difference(home / "k", home / "ref") <= 1e-6
+
+
+@pytest.fixture
+def interrupted(corpus, tmp_path, monkeypatch):
+    """A store holding `m`, interrupted in epoch 1 of `train CORPUS *TINY --epochs 2`."""
+    home = tmp_path / "store"
+    monkeypatch.setenv("WORDLSTM_HOME", str(home))
+    with pytest.raises(Interrupted):
+        train_files(job(corpus, home / "m", epochs=2), on_progress=sigint_at(1, 3))
+    return home
+
+
+def assert_refused(proc, *words):
+    assert proc.returncode == 2, proc.err
+    lines = proc.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (["--hidden", "32"], ["--hidden 16, not 32"]),
+        (["--lowercase"], ["--lowercase"]),
+        (["--optimizer", "adam"], ["--optimizer"]),
+        (["--seed", "5"], ["--seed"]),
+        (["--dropout", "0.5"], ["--dropout"]),
+        (["--bptt", "7"], ["--bptt"]),
+        (["OTHER"], ["text is not the one it was trained on"]),
+        (["--valid", "OTHER"], ["text is not the one"]),
+    ],
+)
+def test_resume_refuses_a_different_run(interrupted, corpus, tmp_path, change, words):
+    other = tmp_path / "other.txt"
+    other.write_text(corpus.read_text().replace("cat", "cow"))
+    before = (interrupted / "m" / "training.json").read_bytes()
+    args = ["train", str(corpus), *TINY, "--epochs", "2", "--model", "m", "--resume"]
+    if change == ["OTHER"]:
+        args[1] = str(other)
+    else:
+        args += [str(other) if a == "OTHER" else a for a in change]
+    assert_refused(run(*args, home=interrupted), "cannot resume", *words)
+    assert (interrupted / "m" / "training.json").read_bytes() == before
+
+
+def test_resume_may_raise_the_epochs(interrupted, corpus):
+    run("train", str(corpus), *TINY, "--epochs", "3", "--model", "m", "--resume",
+        home=interrupted, check=True)  # fmt: skip
+    assert len(json.loads((interrupted / "m" / "config.json").read_text())["history"]) == 3
+
+
+def test_resume_with_nothing_to_resume(trained, tmp_path):
+    home = tmp_path / "store"
+    shutil.copytree(trained, home)
+    args = ["train", "CORPUS", *TINY, "--model"]
+    proc = run(*args, "nosuch", "--resume", home=home)
+    assert_refused(proc, "nothing to resume", "nosuch")
+    proc = run(*args, "default", "--epochs", "3", "--resume", home=home)
+    assert_refused(proc, "nothing to resume", "finished all its 3 epochs")
+    (home / "default" / "training.json").unlink()
+    proc = run(*args, "default", "--epochs", "5", "--resume", home=home)
+    assert_refused(proc, "nothing to resume", "no training state")
+
+
+DAMAGE = {
+    "bad json": lambda m: (m / "training.json").write_text("{"),
+    "newer version": lambda m: edit_state(m, lambda d: d.update(version=2)),
+    "step not a number": lambda m: edit_state(m, lambda d: d["state"].update(step="3")),
+    "bool epoch": lambda m: edit_state(m, lambda d: d["state"].update(epoch=True)),
+    "bad rng": lambda m: edit_state(m, lambda d: d["state"].update(rng={"x": 1})),
+    "bad history": lambda m: edit_state(m, lambda d: d["state"].update(history=[{"a": 1}])),
+    "no arrays": lambda m: (m / "training.npz").unlink(),
+    "wrong shapes": lambda m: np.savez(m / "training.npz", **{"params/encoder.weight": [1.0]}),
+    "pickle": lambda m: (m / "training.npz").write_bytes(b"\x80\x04\x95\x05\x00\x00"),
+}
+
+
+def edit_state(folder, change) -> None:
+    doc = json.loads((folder / "training.json").read_text())
+    change(doc)
+    (folder / "training.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_training_state_is_refused(interrupted, corpus, case):
+    DAMAGE[case](interrupted / "m")
+    with pytest.raises(BadInput) as caught:
+        train_files(job(corpus, interrupted / "m", epochs=2, resume=True))
+    assert "\n" not in str(caught.value)
+
+
+# Divergence
+
+
+def poison(monkeypatch, where: str, fails) -> Callable:
+    """Makes the loss or the gradient norm NaN at the steps where `fails((epoch, step))`;
+    returns the on_progress callback that tells it where training is."""
+    position = (1, 1)
+
+    def on_progress(p) -> None:
+        nonlocal position
+        position = (p.epoch + 1, 1) if p.step == p.steps else (p.epoch, p.step + 1)
+
+    if where == "loss":
+        real_loss = LanguageModel.loss
+
+        def loss(self, out, targets):
+            value, *rest = real_loss(self, out, targets)
+            return (math.nan if fails(position) else value), *rest
+
+        monkeypatch.setattr(LanguageModel, "loss", loss)
+    else:
+        real_clip = wordlstm.train.clip_global_norm
+
+        def clip(grads, max_norm):
+            return math.inf if fails(position) else real_clip(grads, max_norm)
+
+        monkeypatch.setattr(wordlstm.train, "clip_global_norm", clip)
+    return on_progress
+
+
+def once(epoch: int, step: int):
+    """True the first time at (epoch, step) only."""
+    left = {(epoch, step)}
+
+    def fails(position) -> bool:
+        hit = position in left
+        left.discard(position)
+        return hit
+
+    return fails
+
+
+@pytest.mark.parametrize("where", ["loss", "gradient"])
+def test_a_nan_sends_training_back_to_the_epoch_start_with_a_lower_lr(
+    corpus, tmp_path, monkeypatch, where
+):
+    """Poisoned at two different steps of epoch 2, two runs end with the same weights: both
+    went back to the same state at the start of the epoch, random generator included."""
+    retries = []
+    for name, step in (("a", 4), ("b", 30)):
+        on_progress = poison(monkeypatch, where, once(2, step))
+        train_files(job(corpus, tmp_path / name), on_progress=on_progress, on_retry=retries.append)
+        monkeypatch.undo()
+    assert [(r.epoch, r.step, r.lr, r.retry) for r in retries] == [(2, 4, 5.0, 1), (2, 30, 5.0, 1)]
+    assert max_difference(tmp_path / "a", tmp_path / "b") == 0
+    history = json.loads((tmp_path / "a" / "config.json").read_text())["history"]
+    assert [e["lr"] for e in history][:2] == [20.0, 5.0]
+
+
+def test_training_that_keeps_diverging_stops_and_keeps_the_last_good_save(
+    corpus, tmp_path, monkeypatch
+):
+    retries = []
+    on_progress = poison(monkeypatch, "loss", lambda position: position[0] >= 2)
+    with pytest.raises(RunFailure, match="diverged .* in epoch 2 .* 0.3125"):
+        train_files(job(corpus, tmp_path / "m"), on_progress=on_progress, on_retry=retries.append)
+    assert [r.lr for r in retries] == [5.0, 1.25, 0.3125]
+    loaded = load_model(str(tmp_path / "m"))
+    assert loaded.config["metrics"]["epoch"] == 1
+    assert all(np.isfinite(p).all() for p in loaded.model.params.values())
+    assert resume.read(tmp_path / "m").state.epoch == 2  # resumable from there
+
+
+def test_cli_divergence_is_one_error_line_and_saves_nothing(home, corpus):
+    proc = run("train", str(corpus), *TINY, "--epochs", "2", "--lr", "1e38", home=home)
+    assert proc.returncode == 1, proc.err
+    errors = [line for line in proc.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "diverged" in errors[0]
+    assert proc.err.splitlines()[-1] == errors[0]
+    assert "Warning" not in proc.err and "Traceback" not in proc.err
+    assert proc.err.count("back to the start of the epoch") == 3
+    assert not home.exists() or os.listdir(home) == []
