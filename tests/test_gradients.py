@@ -109,3 +109,24 @@ def test_fused_forward_equals_the_plain_gate_equations():
     np.testing.assert_allclose(out, want_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.h[-1], want_h, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cache.c[-1], want_c, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1.0, 500.0])  # 500: logits far past exp's float32 range
+def test_loss_and_scores_match_a_plain_log_softmax(scale):
+    arch = Architecture(vocab=9, embed=4, hidden=4, layers=1)
+    model = LanguageModel.init(arch, np.random.default_rng(0))
+    model.params["decoder.weight"] *= scale
+    rng = np.random.default_rng(1)
+    out = rng.normal(size=(6, 4)).astype(np.float32)
+    y = rng.integers(0, 9, size=6)
+    z = out.astype(np.float64) @ model.params["decoder.weight"].T.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    want = log_p[np.arange(6), y]
+
+    loss, dout, _ = model.loss(out, y)
+    scores, ranks = model.score(out, y, ranks=True)
+    np.testing.assert_allclose(loss, -want.mean(), rtol=1e-4)
+    np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
+    assert np.isfinite(dout).all()
+    np.testing.assert_array_equal(ranks, (log_p > want[:, None]).sum(axis=1))

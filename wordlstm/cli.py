@@ -286,6 +286,34 @@ def score(
     )
 
 
+@app.command("eval")
+def evaluate(
+    file: str = typer.Argument(..., help="the text to evaluate on"),
+    model: str = typer.Option("default", help=MODEL_HELP),
+    batch_size: int = typer.Option(10, help="parallel streams (10, as the PyTorch example)"),
+    bptt: int = typer.Option(35, help="steps per chunk; the state carries across chunks"),
+    json_out: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+) -> None:
+    """Perplexity and top-1/top-5 next-word accuracy on a file (the benchmark protocol)."""
+    from wordlstm.checkpoint import load_model
+    from wordlstm.pipeline import evaluate_file
+
+    r = evaluate_file(load_model(model), file, batch_size=batch_size, bptt=bptt)
+    if json_out:
+        print_json(r)
+        return
+    rows = [
+        ("perplexity", f"{r['perplexity']:.2f}"),
+        ("top-1 accuracy", f"{100 * r['top1']:.2f}%"),
+        ("top-5 accuracy", f"{100 * r['top5']:.2f}%"),
+        ("top-1 / top-5 of words", f"{100 * r['top1_words']:.2f}% / {100 * r['top5_words']:.2f}%"),
+        ("tokens", f"{r['tokens']:,}"),
+        ("unknown rate", f"{100 * r['unknown_rate']:.2f}%"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    sys.stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
+
+
 def input_lines(files: list[str]):
     """The lines of the files in order, - meaning stdin, read as untrusted text."""
     from wordlstm.text import iter_input_lines

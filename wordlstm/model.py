@@ -19,6 +19,7 @@ from wordlstm.errors import BadInput
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
 # float32 while keeping the products large enough for BLAS to run near its peak.
 _DECODER_CELLS = 8 * 1024 * 1024
+_SAFE_LOGIT = 60.0  # exp(60) * a vocabulary of millions still fits in float32
 
 
 @dataclass(frozen=True)
@@ -177,38 +178,64 @@ class LanguageModel:
             p[f"rnn.bias_ih_l{k}"] + p[f"rnn.bias_hh_l{k}"],
         )
 
-    def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
-        """Mean cross-entropy of the softmax over the decoder's logits, fused with its
-        gradient and computed in row blocks so the N x V logits never exist at once.
-        Returns the loss, dL/dout and the decoder's gradients."""
+    def _softmax_blocks(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False):
+        """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
+        Yields (first row, targets, e, sums, true, rank) per block: e = exp(z - shift) for the
+        logits z, sums its row sums, true the targets' z - shift, and (if asked) each target's
+        rank among the logits. log p(target) = true - log(sums)."""
         W, b = self.decoder_weight, self.params["decoder.bias"]
         N = out.shape[0]
         targets = targets.reshape(N)
         rows = max(1, _DECODER_CELLS // W.shape[0])
+        for s in range(0, N, rows):
+            h, y = out[s : s + rows], targets[s : s + rows]
+            z = h @ W.T
+            z += b
+            true = z[xp.arange(len(y)), y]
+            rank = (z > true[:, None]).sum(axis=1) if ranks else None
+            # exp overflows float32 past ~88; shifting each row by its max is only needed
+            # when a logit comes near that, so the usual case saves a pass over the block
+            if float(z.max()) > _SAFE_LOGIT:
+                top = z.max(axis=1)
+                z -= top[:, None]
+                true -= top
+            xp.exp(z, out=z)
+            yield s, y, z, z.sum(axis=1), true, rank
+
+    def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
+        """Mean cross-entropy of the softmax over the decoder's logits, fused with its
+        gradient. Returns the loss, dL/dout and the decoder's gradients."""
+        W, b = self.decoder_weight, self.params["decoder.bias"]
+        N = out.shape[0]
         dout = xp.empty_like(out)
         dW = xp.zeros_like(W)
         db = xp.zeros_like(b)
         total = 0.0
-        ones = xp.ones(rows, dtype=out.dtype)
-        for s in range(0, N, rows):
-            h, y = out[s : s + rows], targets[s : s + rows]
+        for s, y, z, sums, true, _ in self._softmax_blocks(out, targets):
             n = len(y)
-            z = h @ W.T
-            z += b
-            z -= z.max(axis=1, keepdims=True)
-            true_logit = z[xp.arange(n), y]
-            xp.exp(z, out=z)
-            sums = z.sum(axis=1)
-            total += float(xp.sum(xp.log(sums) - true_logit))
+            h = out[s : s + n]
+            total += float(xp.sum(xp.log(sums) - true))
             # dL/dz = (softmax - onehot) / N
             z *= (1.0 / (sums * N))[:, None]
             z[xp.arange(n), y] -= 1.0 / N
-            xp.matmul(z, W, out=dout[s : s + rows])
+            xp.matmul(z, W, out=dout[s : s + n])
             dW += z.T @ h
-            db += ones[:n] @ z
+            db += xp.ones(n, dtype=z.dtype) @ z
         decoder = {"decoder.bias": db}
         decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = dW
         return total / N, dout, decoder
+
+    def score(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False) -> tuple:
+        """log p of each target after each row of the decoder's input, and with ranks=True
+        how many tokens the model finds likelier than each target (0 = its first choice)."""
+        N = out.shape[0]
+        log_probs = xp.empty(N, dtype=xp.float64)
+        rank = xp.empty(N, dtype=xp.int64) if ranks else None
+        for s, y, _, sums, true, r in self._softmax_blocks(out, targets, ranks):
+            log_probs[s : s + len(y)] = true - xp.log(sums)
+            if ranks:
+                rank[s : s + len(y)] = r
+        return log_probs, rank
 
     def backward(
         self, cache: Cache, dout: "xp.ndarray", decoder_grads: dict, dstate: tuple | None = None

@@ -256,3 +256,18 @@ def complete(
         next=[(tok.id_to_token(i), p) for i, p in best],
         continuation=tok.decode(more) if more else "",
     )
+
+
+def evaluate_file(loaded: Loaded, path: str, *, batch_size: int = 10, bptt: int = 35) -> dict:
+    """The benchmark protocol on one file: the whole text as one stream with the state
+    carried across lines, read as `batch_size` parallel streams like the PyTorch example's
+    validation. Returns perplexity, top-1/top-5 accuracy (also over word targets only,
+    leaving out <unk> and <eos>), the token count and the unknown rate."""
+    if batch_size < 1 or bptt < 1:
+        raise BadInput("--batch-size and --bptt must be at least 1")
+    tok = loaded.tokenizer
+    ids = tok.encode_lines(read_training_lines([path]))
+    result = predict.evaluate(
+        loaded.model, ids, batch_size=batch_size, bptt=bptt, special=(tok.unk_id, tok.eos_id)
+    )
+    return {"file": path, "model": str(loaded.path), **result.summary()}

@@ -23,9 +23,8 @@ def read(model: LanguageModel, inputs: np.ndarray, state: tuple, targets=None) -
         chunk = xp.asarray(inputs[start : start + READ_CHUNK]).reshape(-1, 1)
         out, state, _ = model.forward(chunk, state)
         if targets is not None:
-            part = targets[start : start + len(chunk)]
-            log_probs = model.log_probs(out)
-            scores[start : start + len(part)] = to_host(log_probs[np.arange(len(part)), part])
+            part = xp.asarray(targets[start : start + len(chunk)])
+            scores[start : start + len(part)] = to_host(model.score(out, part)[0])
     return (model.log_probs(out[-1:])[0] if targets is None else scores), state
 
 
@@ -136,10 +135,8 @@ def evaluate(
     total = Evaluation()
     for _, x, y in chunks(data, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
-        lp = to_host(model.log_probs(out))
+        true, rank = (to_host(a) for a in model.score(out, xp.asarray(y), ranks=True))
         y = y.reshape(-1)
-        true = lp[np.arange(len(y)), y]
-        rank = (lp > true[:, None]).sum(axis=1)
         word = (y != special[0]) & (y != special[1])
         total.tokens += len(y)
         total.nll -= float(true.sum(dtype=np.float64))

@@ -1,0 +1,345 @@
+"""Speed of wordlstm against PyTorch's nn.LSTM on this CPU, measured in one run.
+
+    python benchmarks/speed.py [--rounds 3] [--steps 20] [--out benchmarks/speed.md]
+
+Training step = forward, cross-entropy, backward, global-norm clip (0.25), SGD update on a
+bptt x batch chunk of synthetic tokens (V = 10,000, untied, no dropout), the state carried
+from step to step: the recipe of ../shared/reference/throughput.py. Each measurement runs in
+a fresh worker process (so neither side's thread pool disturbs the other), wordlstm and
+PyTorch alternate, and every figure is a median: of the steps within a worker, then of the
+rounds. Ratios are taken round by round, so a machine that drifts affects both sides alike.
+PyTorch is used only when installed (`pip install torch`); wordlstm never imports it.
+
+Also measured: scoring tokens/s (eval forward + log-softmax + gather, batch 64), the whole
+process wall time of `wordlstm complete` on a config-S model, peak RSS of training at
+config L, and the machine's float32 matmul peak (the bound the shares refer to).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+V = 10_000
+CONFIGS = {  # name: (layers, hidden, embed, batch, bptt)
+    "S": (2, 200, 200, 20, 35),
+    "L": (2, 650, 650, 64, 35),
+}
+SCORE_BATCH = 64
+WARMUP = 3
+
+
+def flops_per_token(layers: int, hidden: int, embed: int) -> float:
+    """Matrix-product FLOPs per training token, forward + backward (3x the forward)."""
+    lstm = sum(2 * 4 * hidden * ((embed if k == 0 else hidden) + hidden) for k in range(layers))
+    decoder = 2 * hidden * V
+    return 3.0 * (lstm + decoder)
+
+
+# ---------------------------------------------------------------- workers (one per process)
+
+
+def numpy_model(layers, hidden, embed):
+    from wordlstm.model import Architecture, LanguageModel
+
+    arch = Architecture(vocab=V, embed=embed, hidden=hidden, layers=layers)
+    return LanguageModel.init(arch, np.random.default_rng(0))
+
+
+def numpy_train(config: str, steps: int) -> list[float]:
+    from wordlstm.optim import SGD, clip_global_norm
+
+    layers, hidden, embed, batch, bptt = CONFIGS[config]
+    model = numpy_model(layers, hidden, embed)
+    optimizer = SGD(model.params, 20.0)
+    data = np.random.default_rng(1234).integers(0, V, size=((WARMUP + steps) * bptt + 1, batch))
+    state = model.zero_state(batch)
+    times = []
+    for s in range(WARMUP + steps):
+        x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
+        t0 = time.perf_counter()
+        out, state, cache = model.forward(x, state)
+        loss, dout, decoder = model.loss(out, y)
+        grads, _ = model.backward(cache, dout, decoder)
+        clip_global_norm(grads, 0.25)
+        optimizer.step(grads)
+        times.append(time.perf_counter() - t0)
+    return times[WARMUP:]
+
+
+def numpy_score(config: str, steps: int) -> list[float]:
+    layers, hidden, embed, _, bptt = CONFIGS[config]
+    model = numpy_model(layers, hidden, embed)
+    data = np.random.default_rng(1234).integers(
+        0, V, size=((WARMUP + steps) * bptt + 1, SCORE_BATCH)
+    )
+    state = model.zero_state(SCORE_BATCH)
+    times = []
+    for s in range(WARMUP + steps):
+        x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
+        t0 = time.perf_counter()
+        out, state, _ = model.forward(x, state)
+        log_probs = model.log_probs(out)
+        float(log_probs[np.arange(y.size), y.reshape(-1)].sum())
+        times.append(time.perf_counter() - t0)
+    return times[WARMUP:]
+
+
+def torch_model(layers, hidden, embed):
+    import torch
+
+    class LM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Embedding(V, embed)
+            self.rnn = torch.nn.LSTM(embed, hidden, layers)
+            self.decoder = torch.nn.Linear(hidden, V)
+
+        def forward(self, x, state):
+            out, state = self.rnn(self.encoder(x), state)
+            return self.decoder(out).view(-1, V), state
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    return LM()
+
+
+def torch_train(config: str, steps: int) -> list[float]:
+    import torch
+    import torch.nn.functional as F
+
+    layers, hidden, embed, batch, bptt = CONFIGS[config]
+    model = torch_model(layers, hidden, embed)
+    params = list(model.parameters())
+    g = torch.Generator().manual_seed(1234)
+    data = torch.randint(0, V, ((WARMUP + steps) * bptt + 1, batch), generator=g)
+    state = (torch.zeros(layers, batch, hidden), torch.zeros(layers, batch, hidden))
+    times = []
+    for s in range(WARMUP + steps):
+        x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
+        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        state = tuple(t.detach() for t in state)
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits, y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 0.25)
+        with torch.no_grad():
+            for p in params:
+                p.add_(p.grad, alpha=-20.0)
+        loss.item()
+        times.append(time.perf_counter() - t0)
+    return times[WARMUP:]
+
+
+def torch_score(config: str, steps: int) -> list[float]:
+    import torch
+
+    layers, hidden, embed, _, bptt = CONFIGS[config]
+    model = torch_model(layers, hidden, embed).eval()
+    g = torch.Generator().manual_seed(1234)
+    data = torch.randint(0, V, ((WARMUP + steps) * bptt + 1, SCORE_BATCH), generator=g)
+    state = (torch.zeros(layers, SCORE_BATCH, hidden), torch.zeros(layers, SCORE_BATCH, hidden))
+    times = []
+    with torch.no_grad():
+        for s in range(WARMUP + steps):
+            x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
+            t0 = time.perf_counter()
+            logits, state = model(x, state)
+            logp = torch.log_softmax(logits, dim=-1)
+            float(logp.gather(1, y.reshape(-1, 1)).sum())
+            times.append(time.perf_counter() - t0)
+    return times[WARMUP:]
+
+
+def matmul_peak(steps: int) -> list[float]:
+    """GFLOP/s of float32 2240x650 @ 650x10000 with NumPy (the config-L decoder product)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2240, 650), dtype=np.float32)
+    b = rng.standard_normal((650, 10000), dtype=np.float32)
+    out = np.empty((2240, 10000), dtype=np.float32)
+    times = []
+    for _ in range(WARMUP + steps):
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    return [2 * 2240 * 650 * 10000 / t / 1e9 for t in times[WARMUP:]]
+
+
+WORKERS = {
+    ("numpy", "train"): numpy_train,
+    ("numpy", "score"): numpy_score,
+    ("torch", "train"): torch_train,
+    ("torch", "score"): torch_score,
+}
+
+
+def worker(side: str, task: str, config: str, steps: int) -> None:
+    if task == "matmul":
+        values = matmul_peak(steps)
+    else:
+        values = WORKERS[(side, task)](config, steps)
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"values": values, "peak_rss_mb": rss_kb / 1024}))
+
+
+# ---------------------------------------------------------------- the orchestrator
+
+
+def training_memory_mb(config: str) -> dict[str, float]:
+    """What one training step at a config needs to hold, in MB of float32."""
+    layers, hidden, embed, batch, bptt = CONFIGS[config]
+    n = bptt * batch
+    params = V * embed + V * hidden + V
+    params += sum(4 * hidden * ((embed if k == 0 else hidden) + hidden + 2) for k in range(layers))
+    # forward, kept for backward: the embeddings, and per layer the gates, h, c and tanh(c)
+    activations = n * embed + layers * 7 * n * hidden
+    # backward, one layer at a time: gate gradients, dL/dc from h, dx, and dL/d(output)
+    backward = 4 * n * hidden + n * hidden + n * max(embed, hidden) + n * hidden
+    logits = min(n * V, 8 * 1024 * 1024)
+    mb = {
+        "parameters": params,
+        "gradients": params,
+        "activations": activations,
+        "backward": backward,
+        "logits": logits,
+    }
+    mb = {k: 4 * v / 2**20 for k, v in mb.items()}
+    mb["total"] = sum(mb.values())
+    return mb
+
+
+def spawn(side: str, task: str, config: str, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", side, task, config, "--steps", str(steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def tokens_per_sec(result: dict, tokens: int) -> float:
+    return statistics.median(tokens / t for t in result["values"])
+
+
+def complete_wall_time(runs: int) -> list[float]:
+    """Whole-process seconds of `wordlstm complete` on a config-S model (random weights,
+    a 10,000-word vocabulary)."""
+    from wordlstm import checkpoint
+    from wordlstm.tokenizer import Tokenizer
+
+    home = Path(tempfile.mkdtemp(prefix="wordlstm-bench-"))
+    words = [f"w{i}" for i in range(V - 2)]
+    tokenizer = Tokenizer.train([" ".join(words)], split="whitespace")
+    model = numpy_model(2, 200, 200)
+    checkpoint.save_model(home / "s", model, tokenizer, {"metrics": {}})
+    env = dict(os.environ, WORDLSTM_HOME=str(home))
+    prompt = " ".join(words[:20])
+    cmd = [sys.executable, "-m", "wordlstm", "complete", prompt, "--model", "s", "--top", "10"]
+    times = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return times[1:]  # the first run warms the page cache
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--out", default=str(Path(__file__).with_name("speed.md")))
+    p.add_argument("--worker", nargs=3, metavar=("SIDE", "TASK", "CONFIG"))
+    args = p.parse_args()
+    if args.worker:
+        worker(*args.worker, args.steps)
+        return
+    try:
+        import torch  # noqa: F401
+
+        sides = ["numpy", "torch"]
+    except ImportError:
+        sides = ["numpy"]
+        print("PyTorch is not installed: measuring wordlstm alone", file=sys.stderr)
+
+    rows: dict[tuple, list[float]] = {}
+    rss: dict[tuple, float] = {}
+    peaks = []
+    for r in range(args.rounds):
+        peaks.append(statistics.median(spawn("numpy", "matmul", "-", args.steps)["values"]))
+        for task, config in (("train", "S"), ("train", "L"), ("score", "S")):
+            layers, hidden, embed, batch, bptt = CONFIGS[config]
+            tokens = bptt * (SCORE_BATCH if task == "score" else batch)
+            steps = args.steps if config == "S" else max(5, args.steps // 2)
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                result = spawn(side, task, config, steps)
+                rows.setdefault((task, config, side), []).append(tokens_per_sec(result, tokens))
+                rss[(task, config, side)] = result["peak_rss_mb"]
+                print(
+                    f"round {r + 1} {task} {config} {side}: "
+                    f"{rows[(task, config, side)][-1]:,.0f} tok/s",
+                    file=sys.stderr,
+                )
+    wall = complete_wall_time(15)
+    peak = statistics.median(peaks)
+    write_table(args.out, rows, rss, peak, wall, sides)
+    print(Path(args.out).read_text())
+
+
+def write_table(out, rows, rss, peak, wall, sides) -> None:
+    lines = [
+        "# Speed: wordlstm against PyTorch on this machine",
+        "",
+        f"Measured by `python benchmarks/speed.py` on {os.cpu_count()} cores "
+        f"({time.strftime('%Y-%m-%d')}). Medians; the ratio is the median of per-round ratios "
+        f"(the sides alternate, each in a fresh process). NumPy float32 matmul peak in this "
+        f"run: **{peak:.0f} GFLOP/s** (2240x650 @ 650x10000).",
+        "",
+        "| measurement | wordlstm tok/s | PyTorch tok/s | ratio | FLOPs/token | bound at peak "
+        "| wordlstm share of bound | peak RSS wordlstm / PyTorch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, config in (("train", "S"), ("train", "L"), ("score", "S")):
+        layers, hidden, embed, batch, bptt = CONFIGS[config]
+        ours = rows[(task, config, "numpy")]
+        theirs = rows.get((task, config, "torch"))
+        fpt = flops_per_token(layers, hidden, embed) / (3.0 if task == "score" else 1.0)
+        bound = peak * 1e9 / fpt
+        cells = [
+            f"{task} {config} ({layers}x{hidden}, "
+            f"batch {SCORE_BATCH if task == 'score' else batch})",
+            f"{statistics.median(ours):,.0f}",
+            f"{statistics.median(theirs):,.0f}" if theirs else "-",
+            f"**{statistics.median(a / b for a, b in zip(ours, theirs, strict=True)):.2f}x**"
+            if theirs
+            else "-",
+            f"{fpt / 1e6:.1f} M",
+            f"{bound:,.0f}",
+            f"{statistics.median(ours) / bound:.0%}",
+            f"{rss[(task, config, 'numpy')]:.0f} MB / "
+            + (f"{rss[(task, config, 'torch')]:.0f} MB" if theirs else "-"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    need = training_memory_mb("L")
+    lines += [
+        "",
+        f"Training memory at config L: parameters + gradients (SGD keeps no other state) + the "
+        f"activations one BPTT chunk keeps for backward + one block of logits = "
+        f"{need.pop('total'):.0f} MB ({', '.join(f'{k} {v:.0f}' for k, v in need.items())}); "
+        f"the peak RSS above includes the Python, NumPy and BLAS footprint of the process.",
+        "",
+        f"`wordlstm complete` on a config-S model (V = 10,000, 20-word prompt, top 10), whole "
+        f"process: median **{statistics.median(wall):.3f} s** over {len(wall)} runs "
+        f"(min {min(wall):.3f}, max {max(wall):.3f}).",
+        "",
+    ]
+    Path(out).write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
