@@ -55,7 +55,8 @@ def numpy_model(layers, hidden, embed):
 
 
 def numpy_train(config: str, steps: int) -> list[float]:
-    from wordlstm.optim import SGD, clip_global_norm
+    from wordlstm.optim import SGD
+    from wordlstm.train import train_step
 
     layers, hidden, embed, batch, bptt = CONFIGS[config]
     model = numpy_model(layers, hidden, embed)
@@ -66,11 +67,7 @@ def numpy_train(config: str, steps: int) -> list[float]:
     for s in range(WARMUP + steps):
         x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
         t0 = time.perf_counter()
-        out, state, cache = model.forward(x, state)
-        loss, dout, decoder = model.loss(out, y)
-        grads, _ = model.backward(cache, dout, decoder)
-        clip_global_norm(grads, 0.25)
-        optimizer.step(grads)
+        _, state = train_step(model, optimizer, x, y, state, 0.25)
         times.append(time.perf_counter() - t0)
     return times[WARMUP:]
 
@@ -87,8 +84,7 @@ def numpy_score(config: str, steps: int) -> list[float]:
         x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
         t0 = time.perf_counter()
         out, state, _ = model.forward(x, state)
-        log_probs = model.log_probs(out)
-        float(log_probs[np.arange(y.size), y.reshape(-1)].sum())
+        float(model.score(out, y)[0].sum())
         times.append(time.perf_counter() - t0)
     return times[WARMUP:]
 

@@ -186,10 +186,11 @@ class LanguageModel:
         W, b = self.decoder_weight, self.params["decoder.bias"]
         N = out.shape[0]
         targets = targets.reshape(N)
-        rows = max(1, _DECODER_CELLS // W.shape[0])
+        rows = min(N, max(1, _DECODER_CELLS // W.shape[0]))
+        block = xp.empty((rows, W.shape[0]), dtype=out.dtype)  # reused by every block
         for s in range(0, N, rows):
             h, y = out[s : s + rows], targets[s : s + rows]
-            z = h @ W.T
+            z = xp.matmul(h, W.T, out=block[: len(y)])
             z += b
             true = z[xp.arange(len(y)), y]
             rank = (z > true[:, None]).sum(axis=1) if ranks else None
@@ -208,7 +209,7 @@ class LanguageModel:
         W, b = self.decoder_weight, self.params["decoder.bias"]
         N = out.shape[0]
         dout = xp.empty_like(out)
-        dW = xp.zeros_like(W)
+        dW = xp.empty_like(W)
         db = xp.zeros_like(b)
         total = 0.0
         for s, y, z, sums, true, _ in self._softmax_blocks(out, targets):
@@ -219,7 +220,10 @@ class LanguageModel:
             z *= (1.0 / (sums * N))[:, None]
             z[xp.arange(n), y] -= 1.0 / N
             xp.matmul(z, W, out=dout[s : s + n])
-            dW += z.T @ h
+            if s == 0:
+                xp.matmul(z.T, h, out=dW)
+            else:
+                dW += z.T @ h
             db += xp.ones(n, dtype=z.dtype) @ z
         decoder = {"decoder.bias": db}
         decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = dW

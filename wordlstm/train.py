@@ -121,9 +121,27 @@ class TrainState:
 class Diverged(Exception):
     """A non-finite loss, gradient or validation perplexity."""
 
-    def __init__(self, reason: str, step: int) -> None:
+    def __init__(self, reason: str, step: int = 0) -> None:
         super().__init__(reason)
         self.reason, self.step = reason, step
+
+
+def train_step(model: LanguageModel, optimizer, x, y, state: tuple, clip: float, rng=None):
+    """One step of truncated BPTT on a chunk: forward, loss, backward through the chunk,
+    global-norm clipping, update. Returns the loss and the state to carry into the next
+    chunk; raises Diverged before a non-finite value reaches the weights. Everything the
+    step allocates (activations, gradients) is freed when it returns."""
+    out, state, cache = model.forward(xp.asarray(x), state, rng=rng)
+    loss, dout, decoder_grads = model.loss(out, xp.asarray(y))
+    if not math.isfinite(loss):
+        raise Diverged(f"loss {loss}")
+    grads, _ = model.backward(cache, dout, decoder_grads)
+    del cache, out, dout, decoder_grads
+    norm = clip_global_norm(grads, clip)
+    if not math.isfinite(norm):
+        raise Diverged(f"gradient norm {norm}")
+    optimizer.step(grads)
+    return loss, state
 
 
 def train(
@@ -225,16 +243,13 @@ class _Run:
         for _, x, y in chunks(self.data, recipe.bptt, start=self.step * recipe.bptt):
             if deadline is not None and time.perf_counter() >= deadline:
                 return "out of time"
-            out, hidden, cache = model.forward(xp.asarray(x), self.hidden, rng=self.rng)
-            loss, dout, decoder_grads = model.loss(out, xp.asarray(y))
-            if not math.isfinite(loss):
-                raise Diverged(f"loss {loss}", self.step + 1)
-            grads, _ = model.backward(cache, dout, decoder_grads)
-            norm = clip_global_norm(grads, recipe.clip)
-            if not math.isfinite(norm):
-                raise Diverged(f"gradient norm {norm}", self.step + 1)
-            self.optimizer.step(grads)
-            self.hidden = hidden
+            try:
+                loss, self.hidden = train_step(
+                    model, self.optimizer, x, y, self.hidden, recipe.clip, self.rng
+                )
+            except Diverged as e:
+                e.step = self.step + 1
+                raise
             self.step += 1
             self.loss_sum += loss * y.size
             self.tokens += y.size
