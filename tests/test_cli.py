@@ -218,3 +218,13 @@ def test_score_streams_output_before_input_ends(trained):
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
+
+
+def test_a_sampled_continuation_does_not_depend_on_the_batch(trained):
+    args = ("complete", "--json", "--words", "6", "--sample", "--seed", "11")
+    alone = run(*args, input="The dog sat\n", home=trained).out.splitlines()
+    together = run(*args, input="The dog sat\nI like green\nThe cat\n", home=trained)
+    first, solo = json.loads(together.out.splitlines()[0]), json.loads(alone[0])
+    assert first["continuation"] == solo["continuation"]
+    assert [w["word"] for w in first["next"]] == [w["word"] for w in solo["next"]]
+    assert len(together.out.splitlines()) == 3

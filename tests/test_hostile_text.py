@@ -97,12 +97,13 @@ def check_stream(loaded, data: bytes) -> None:
     assert len(lines) == (expected_lines(data) if data else 0)
     scores = list(score_lines(loaded, lines))
     assert len(scores) == len(lines)
-    for text, s in zip(lines, scores, strict=True):
+    completions = complete(loaded, lines, words=2) if lines else []
+    assert len(completions) == len(lines)
+    for text, s, c in zip(lines, scores, completions, strict=True):
         assert "\n" not in s.text and s.text == text
         assert math.isfinite(s.log_prob) and s.tokens == len(s.token_scores) >= 1
-        c = complete(loaded, text, words=2)
         record = {"prompt": c.prompt, "next": c.next, "continuation": c.continuation}
-        assert "\n" not in json.dumps(record, ensure_ascii=False)
+        assert c.prompt == text and "\n" not in json.dumps(record, ensure_ascii=False)
 
 
 FUZZ = settings(

@@ -33,8 +33,9 @@ def test_evaluate_on_one_stream_equals_scoring_lines_continuously():
     ev = predict.evaluate(model, stream, batch_size=1, bptt=4, special=(UNK, EOS))
     state, nll = None, 0.0
     for ids in lines:
-        scores, state = predict.score_line(model, ids, EOS, state)
-        nll -= scores.sum()
+        reading = predict.read_lines(model, [ids], EOS, state)
+        state = reading.state
+        nll -= reading.scores[0].sum()
     assert ev.tokens == len(stream) - 1
     assert math.isclose(ev.nll, nll, rel_tol=1e-5)
 
@@ -52,6 +53,22 @@ def test_evaluate_counts_top_k_hits_as_a_full_sort_would():
     words = (targets != UNK) & (targets != EOS)
     assert ev.words == int(words.sum())
     assert ev.words_top1 == int(((order[:, 0] == targets) & words).sum())
+
+
+def test_lines_read_side_by_side_equal_lines_read_alone(monkeypatch):
+    """Padding, chunking and per-line ends must not change any line's figures."""
+    monkeypatch.setattr(predict, "READ_CHUNK", 3)  # lines cross chunk boundaries
+    model = random_model()
+    lines, _ = lines_stream(np.random.default_rng(3), n_lines=6)
+    together = predict.read_lines(model, lines, EOS, distributions=True)
+    for b, ids in enumerate(lines):
+        alone = predict.read_lines(model, [ids], EOS, distributions=True)
+        np.testing.assert_allclose(together.scores[b], alone.scores[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together.next_log_probs[b], alone.next_log_probs[0], atol=1e-5)
+        for a, b_ in zip(together.state, alone.state, strict=True):
+            np.testing.assert_allclose(a[:, b], b_[:, 0], atol=1e-6)
+        # the next-token distribution after the line ends in its end-of-line score
+        assert np.isclose(alone.next_log_probs[0][EOS], alone.scores[0][-1], atol=1e-5)
 
 
 def test_top_k_is_sorted_and_leaves_out_excluded_ids():

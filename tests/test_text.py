@@ -126,3 +126,21 @@ def test_input_lines_stream_before_input_ends():
         writer.write(b" half\n")
         writer.close()
         assert list(lines) == ["second half"]
+
+
+def test_ready_batches_keeps_order_bounds_size_and_raises_in_place():
+    from wordlstm.text import ready_batches
+
+    batches = list(ready_batches(iter(range(200)), 16))
+    assert [x for b in batches for x in b] == list(range(200))
+    assert all(1 <= len(b) <= 16 for b in batches)
+
+    def failing():
+        yield from range(5)
+        raise BadInput("broken input")
+
+    seen = []
+    with pytest.raises(BadInput, match="broken input"):
+        for batch in ready_batches(failing(), 4):
+            seen.extend(batch)
+    assert seen == list(range(5))

@@ -219,32 +219,40 @@ def complete(
         raise BadInput("--top and --words must not be negative")
     if temperature <= 0:
         raise BadInput("--temperature must be positive")
-    import numpy as np
-
     from wordlstm.checkpoint import load_model
-    from wordlstm.pipeline import complete as complete_prompt
-    from wordlstm.text import argument_text, iter_input_lines
+    from wordlstm.pipeline import complete as complete_prompts
+    from wordlstm.text import argument_text, iter_input_lines, ready_batches
 
     loaded = load_model(model)
-    rng = np.random.default_rng(seed) if sample else None
     prompts = [argument_text(prompt)] if prompt is not None else iter_input_lines(sys.stdin.buffer)
-    for n, text in enumerate(prompts):
-        c = complete_prompt(loaded, text, top=top, words=words, rng=rng, temperature=temperature)
-        if json_out:
-            print_json(
-                {
-                    "prompt": c.prompt,
-                    "next": [{"word": w, "prob": p} for w, p in c.next],
-                    "continuation": c.continuation,
-                }
-            )
-            continue
-        if n:
-            sys.stdout.write("\n")
-        if words:
-            sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
-        for word, p in c.next:
-            sys.stdout.write(f"{word}\t{p:.4f}\n")
+    n = 0
+    for batch in ready_batches(prompts, 64):
+        for c in complete_prompts(
+            loaded,
+            batch,
+            top=top,
+            words=words,
+            sample=sample,
+            seed=seed,
+            first=n,
+            temperature=temperature,
+        ):
+            if json_out:
+                print_json(
+                    {
+                        "prompt": c.prompt,
+                        "next": [{"word": w, "prob": p} for w, p in c.next],
+                        "continuation": c.continuation,
+                    }
+                )
+            else:
+                if n:
+                    sys.stdout.write("\n")
+                if words:
+                    sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
+                for word, p in c.next:
+                    sys.stdout.write(f"{word}\t{p:.4f}\n")
+            n += 1
         sys.stdout.flush()
 
 

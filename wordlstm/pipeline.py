@@ -14,7 +14,7 @@ from wordlstm.checkpoint import Loaded
 from wordlstm.data import hold_out
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
-from wordlstm.text import read_training_lines
+from wordlstm.text import read_training_lines, ready_batches
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.train import Epoch, Progress, Recipe, Retry, train
 
@@ -195,28 +195,39 @@ class LineScore:
 
 
 def score_lines(
-    loaded: Loaded, lines: Iterable[str], continuous: bool = False
+    loaded: Loaded, lines: Iterable[str], continuous: bool = False, batch_size: int = 64
 ) -> Iterator[LineScore]:
     """Scores each line as it arrives: on its own from a zero state fed the end-of-line
-    token, or with the state carried from the previous line when continuous."""
-    tok = loaded.tokenizer
-    state = None
-    for text in lines:
-        ids = tok.encode(text)
-        log_probs, new_state = predict.score_line(loaded.model, ids, tok.eos_id, state)
-        if continuous:
-            state = new_state
-        all_ids = [*ids.tolist(), tok.eos_id]
-        yield LineScore(
-            text=text,
-            tokens=len(all_ids),
-            unknown=int(np.count_nonzero(ids == tok.unk_id)),
-            log_prob=float(log_probs.sum(dtype=np.float64)),
-            token_scores=[
-                TokenScore(tok.id_to_token(i), i, float(lp))
-                for i, lp in zip(all_ids, log_probs, strict=True)
-            ],
-        )
+    token, lines that arrive together side by side in one batch; or, when continuous, one
+    after another with the state carried from line to line."""
+    tok, model = loaded.tokenizer, loaded.model
+    if continuous:
+        state = None
+        for text in lines:
+            ids = tok.encode(text)
+            reading = predict.read_lines(model, [ids], tok.eos_id, state)
+            state = reading.state
+            yield _line_score(tok, text, ids, reading.scores[0])
+        return
+    for batch in ready_batches(lines, batch_size):
+        encoded = [tok.encode(text) for text in batch]
+        reading = predict.read_lines(model, encoded, tok.eos_id)
+        for text, ids, scores in zip(batch, encoded, reading.scores, strict=True):
+            yield _line_score(tok, text, ids, scores)
+
+
+def _line_score(tok: Tokenizer, text: str, ids: np.ndarray, log_probs: np.ndarray) -> LineScore:
+    all_ids = [*ids.tolist(), tok.eos_id]
+    return LineScore(
+        text=text,
+        tokens=len(all_ids),
+        unknown=int(np.count_nonzero(ids == tok.unk_id)),
+        log_prob=float(log_probs.sum(dtype=np.float64)),
+        token_scores=[
+            TokenScore(tok.id_to_token(i), i, float(lp))
+            for i, lp in zip(all_ids, log_probs, strict=True)
+        ],
+    )
 
 
 @dataclass
@@ -228,34 +239,50 @@ class Completion:
 
 def complete(
     loaded: Loaded,
-    prompt: str,
+    prompts: list[str],
     *,
     top: int = 5,
     words: int = 0,
-    rng: np.random.Generator | None = None,
+    sample: bool = False,
+    seed: int | None = None,
+    first: int = 0,
     temperature: float = 1.0,
-) -> Completion:
-    """The most likely next words after the prompt and, with words > 0, a continuation of
-    up to that many words (greedy, or sampled when rng is given)."""
-    tok = loaded.tokenizer
-    log_probs, state = predict.next_log_probs(loaded.model, tok.encode(prompt), tok.eos_id)
-    best = predict.top_k(log_probs, top, exclude=(tok.unk_id,))
-    more = predict.continue_ids(
-        loaded.model,
-        log_probs,
-        state,
+) -> list[Completion]:
+    """The most likely next words after each prompt and, with words > 0, a continuation of
+    up to that many words: greedy, or sampled with a generator per prompt seeded by
+    (seed, first + its index), so a prompt's sample does not depend on its batch."""
+    tok, model = loaded.tokenizer, loaded.model
+    reading = predict.read_lines(
+        model, [tok.encode(p) for p in prompts], tok.eos_id, distributions=True
+    )
+    rngs = None
+    if sample:
+        rngs = [
+            np.random.default_rng(None if seed is None else [seed, first + i])
+            for i in range(len(prompts))
+        ]
+    more = predict.continue_lines(
+        model,
+        reading.next_log_probs,
+        reading.state,
         words,
         stop_id=tok.eos_id,
         exclude=(tok.unk_id,),
-        rng=rng,
+        rngs=rngs,
         temperature=temperature,
     )
-    more = [i for i in more if i != tok.eos_id]
-    return Completion(
-        prompt=prompt,
-        next=[(tok.id_to_token(i), p) for i, p in best],
-        continuation=tok.decode(more) if more else "",
-    )
+    completions = []
+    for prompt, log_probs, ids in zip(prompts, reading.next_log_probs, more, strict=True):
+        best = predict.top_k(log_probs, top, exclude=(tok.unk_id,))
+        ids = [i for i in ids if i != tok.eos_id]
+        completions.append(
+            Completion(
+                prompt=prompt,
+                next=[(tok.id_to_token(i), p) for i, p in best],
+                continuation=tok.decode(ids) if ids else "",
+            )
+        )
+    return completions
 
 
 def evaluate_file(loaded: Loaded, path: str, *, batch_size: int = 10, bptt: int = 35) -> dict:

@@ -9,41 +9,63 @@ from wordlstm.backend import to_host, xp
 from wordlstm.data import batchify, chunks
 from wordlstm.model import LanguageModel
 
-# Steps fed at once when reading one long sequence: bounds memory for any line length.
+# Steps fed at once when reading lines: bounds memory for any line length.
 READ_CHUNK = 512
 
 
-def read(model: LanguageModel, inputs: np.ndarray, state: tuple, targets=None) -> tuple:
-    """Feeds one sequence of ids (batch 1) in chunks of READ_CHUNK steps, so memory stays
-    bounded for any length. Returns (the log-probability of each target, targets[t] being
-    the token after inputs[t]; or without targets the log-probabilities over the vocabulary
-    after the last input) and the state after the last input."""
-    scores = None if targets is None else np.empty(len(targets), dtype=np.float64)
-    for start in range(0, len(inputs), READ_CHUNK):
-        chunk = xp.asarray(inputs[start : start + READ_CHUNK]).reshape(-1, 1)
-        out, state, _ = model.forward(chunk, state)
-        if targets is not None:
-            part = xp.asarray(targets[start : start + len(chunk)])
-            scores[start : start + len(part)] = to_host(model.score(out, part)[0])
-    return (model.log_probs(out[-1:])[0] if targets is None else scores), state
+@dataclass
+class Reading:
+    """What reading lines gives, per line: the log-probability of each of its tokens and of
+    its end-of-line token, the distribution of the token after its last one, and the LSTM
+    state after its last token (h and c, each layers x lines x hidden)."""
+
+    scores: list[np.ndarray]
+    next_log_probs: "xp.ndarray | None"
+    state: tuple
 
 
-def score_line(model: LanguageModel, ids: np.ndarray, eos_id: int, state: tuple | None = None):
-    """log p of each token of a line and of its end-of-line token, reading the line as if it
-    followed another: from `state` (a zero state if None) fed the end-of-line token first.
-    Returns (log-probabilities as a host array of len(ids) + 1, the state after the line)."""
-    if state is None:
-        state = model.zero_state(1)
-    inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
-    targets = np.concatenate([ids, [eos_id]]).astype(np.int64)
-    return read(model, inputs, state, targets)
-
-
-def next_log_probs(model: LanguageModel, ids: np.ndarray, eos_id: int) -> tuple:
-    """The distribution of the word after a prompt read as `score_line` reads a line:
-    (log-probabilities over the vocabulary, the state after the prompt)."""
-    inputs = np.concatenate([[eos_id], ids]).astype(np.int64)
-    return read(model, inputs, model.zero_state(1))
+def read_lines(
+    model: LanguageModel,
+    lines: list[np.ndarray],
+    eos_id: int,
+    state: tuple | None = None,
+    *,
+    distributions: bool = False,
+) -> Reading:
+    """Reads lines side by side, one per batch column, each as if it followed another:
+    from `state` (zero if None) fed the end-of-line token, then its tokens. Shorter lines are
+    padded at the end; each line's results are taken where it ends. Steps go in chunks of
+    READ_CHUNK, so memory stays bounded for any line length. With `distributions`, also the
+    full next-token distribution after each line (for completion)."""
+    B = len(lines)
+    lengths = np.array([len(ids) + 1 for ids in lines])  # inputs: <eos> then the tokens
+    T = int(lengths.max())
+    inputs = np.full((T, B), eos_id, dtype=np.int64)
+    targets = np.full((T, B), eos_id, dtype=np.int64)
+    for b, ids in enumerate(lines):
+        inputs[1 : len(ids) + 1, b] = ids
+        targets[: len(ids), b] = ids
+    valid = np.arange(T)[:, None] < lengths[None, :]
+    scores = np.zeros((T, B))
+    state = model.zero_state(B) if state is None else state
+    end_h, end_c = (xp.empty_like(a) for a in state)
+    nxt = xp.empty((B, model.arch.vocab), dtype=model.dtype) if distributions else None
+    for start in range(0, T, READ_CHUNK):
+        x = inputs[start : start + READ_CHUNK]
+        out, state, cache = model.forward(xp.asarray(x), state)
+        keep = valid[start : start + len(x)].reshape(-1)
+        part = scores[start : start + len(x)].reshape(-1)
+        part[keep] = to_host(
+            model.score(out[keep], xp.asarray(targets[start : start + len(x)].reshape(-1)[keep]))[0]
+        )
+        ending = np.flatnonzero((lengths - 1 >= start) & (lengths - 1 < start + len(x)))
+        steps = lengths[ending] - 1 - start
+        for k, layer in enumerate(cache.layers):
+            end_h[k, ending] = layer.h[steps + 1, ending]
+            end_c[k, ending] = layer.c[steps + 1, ending]
+        if distributions and len(ending):
+            nxt[ending] = model.log_probs(out[steps * B + ending])
+    return Reading([scores[:n, b] for b, n in enumerate(lengths)], nxt, (end_h, end_c))
 
 
 def top_k(log_probs, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:
@@ -56,7 +78,7 @@ def top_k(log_probs, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, f
     return [(int(i), float(np.exp(lp[i]))) for i in best]
 
 
-def continue_ids(
+def continue_lines(
     model: LanguageModel,
     log_probs,
     state: tuple,
@@ -64,25 +86,35 @@ def continue_ids(
     *,
     stop_id: int,
     exclude: tuple[int, ...] = (),
-    rng: np.random.Generator | None = None,
+    rngs: list[np.random.Generator] | None = None,
     temperature: float = 1.0,
-) -> list[int]:
-    """Up to n further ids: the most likely each time, or sampled from the distribution
-    sharpened or flattened by temperature when rng is given. Stops after stop_id."""
-    out: list[int] = []
+) -> list[list[int]]:
+    """Up to n further ids for each row of log_probs (B, V), all rows fed side by side: the
+    most likely each time, or sampled (each row with its own generator, so the result does
+    not depend on what else is in the batch) from the distribution sharpened or flattened by
+    temperature. A row stops after stop_id."""
+    B = log_probs.shape[0]
+    out: list[list[int]] = [[] for _ in range(B)]
+    running = np.ones(B, dtype=bool)
     for _ in range(n):
         lp = np.array(to_host(log_probs), dtype=np.float64)
-        lp[list(exclude)] = -np.inf
-        if rng is None:
-            nxt = int(np.argmax(lp))
+        lp[:, list(exclude)] = -np.inf
+        if rngs is None:
+            nxt = lp.argmax(axis=1)
         else:
             z = lp / temperature
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(len(p), p=p / p.sum()))
-        out.append(nxt)
-        if nxt == stop_id:
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            nxt = np.array(
+                [rng.choice(p.shape[1], p=row) for rng, row in zip(rngs, p, strict=True)]
+            )
+        for b in np.flatnonzero(running):
+            out[b].append(int(nxt[b]))
+        running &= nxt != stop_id
+        if not running.any():
             break
-        log_probs, state = read(model, np.array([nxt]), state)
+        o, state, _ = model.forward(xp.asarray(nxt.reshape(1, B)), state)
+        log_probs = model.log_probs(o)
     return out
 
 

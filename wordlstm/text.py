@@ -7,15 +7,18 @@ Windows files read the same.
 
 from __future__ import annotations
 
+import queue
 import sys
-from collections.abc import Iterator
-from typing import BinaryIO
+import threading
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, TypeVar
 
 from wordlstm.errors import BadInput
 
 STDIN = "-"
 SNIFF_BYTES = 8192  # a NUL byte in this many leading bytes marks a file as binary
 BOM = "\ufeff"
+T = TypeVar("T")
 
 
 def read_training_lines(paths: list[str]) -> list[str]:
@@ -85,3 +88,44 @@ def _lines(text: str) -> list[str]:
     """Split on "\\n" only; a final newline does not start another line."""
     lines = text.removesuffix("\n").split("\n")
     return [line.removesuffix("\r") for line in lines]
+
+
+def ready_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Groups items into lists of at most `size` without waiting for more: each list holds
+    the next item and whatever else has already arrived. A pipe that trickles is answered
+    item by item, one that floods in full batches. A background thread does the reading;
+    an exception it meets is raised here, after the items before it."""
+    pending: queue.Queue = queue.Queue(maxsize=4 * size)
+    end = object()
+
+    def pump() -> None:
+        try:
+            for item in items:
+                pending.put(item)
+        except BaseException as e:  # handed over to the consumer, in order
+            pending.put(_Raised(e))
+        pending.put(end)
+
+    threading.Thread(target=pump, daemon=True).start()
+    while True:
+        batch = [pending.get()]
+        while len(batch) < size and not pending.empty():
+            batch.append(pending.get())
+        stop = next(
+            (i for i, item in enumerate(batch) if item is end or isinstance(item, _Raised)), None
+        )
+        if stop is None:
+            yield batch
+            continue
+        if stop:
+            yield batch[:stop]
+        if isinstance(batch[stop], _Raised):
+            raise batch[stop].error
+        return
+
+
+class _Raised:
+    """An exception met by the reading thread, queued in its place."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
