@@ -73,6 +73,7 @@ def train(
     layers: int = typer.Option(2, help="stacked LSTM layers"),
     dropout: float = typer.Option(0.2, help="dropout between layers and before the decoder"),
     tied: bool = typer.Option(False, "--tied", help="share embedding and decoder weights"),
+    forget_bias: float = typer.Option(0.0, help="added to the forget gates' initial bias"),
     bptt: int = typer.Option(35, help="steps of backpropagation through time per chunk"),
     batch_size: int = typer.Option(20, help="parallel streams per step"),
     epochs: int = typer.Option(40, help="passes over the training text"),
@@ -101,7 +102,7 @@ def train(
         valid=valid,
         seed=seed,
         tokenizer=TokenizerSettings(split, lowercase, vocab_size, min_freq),
-        net=ModelSettings(embed, hidden, layers, dropout, tied),
+        net=ModelSettings(embed, hidden, layers, dropout, tied, forget_bias),
         recipe=Recipe(
             epochs=epochs,
             max_time=max_time,

@@ -90,9 +90,12 @@ class LanguageModel:
         self.dropout = dropout
 
     @classmethod
-    def init(cls, arch: Architecture, rng, dropout: float = 0.0, dtype=DTYPE) -> "LanguageModel":
+    def init(
+        cls, arch: Architecture, rng, dropout: float = 0.0, forget_bias: float = 0.0, dtype=DTYPE
+    ) -> "LanguageModel":
         """PyTorch's initialisation: embedding and decoder U(-0.1, 0.1), decoder bias 0,
-        LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H))."""
+        LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H)); plus `forget_bias` added to the
+        forget gate's bias, so that the cell starts out remembering (Gers et al. 2000)."""
         params = {}
         bound = 1.0 / float(arch.hidden) ** 0.5
         for name, shape in arch.shapes().items():
@@ -103,6 +106,9 @@ class LanguageModel:
                 continue
             limit = bound if name.startswith("rnn.") else 0.1
             params[name] = xp.asarray(rng.uniform(-limit, limit, shape), dtype=dtype)
+        H = arch.hidden
+        for k in range(arch.layers):
+            params[f"rnn.bias_hh_l{k}"][H : 2 * H] += forget_bias
         return cls(arch, params, dropout)
 
     @classmethod

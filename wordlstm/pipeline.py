@@ -36,6 +36,7 @@ class ModelSettings:
     layers: int = 2
     dropout: float = 0.2
     tied: bool = False
+    forget_bias: float = 0.0
 
 
 @dataclass
@@ -98,7 +99,9 @@ def train_files(
             tied=job.net.tied,
         )
         rng = np.random.default_rng(job.seed)
-        model = LanguageModel.init(arch, rng, dropout=job.net.dropout)
+        model = LanguageModel.init(
+            arch, rng, dropout=job.net.dropout, forget_bias=job.net.forget_bias
+        )
         facts = _facts(job, train_ids, valid_ids)
         saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
         if saved is not None:
