@@ -228,3 +228,9 @@ def test_a_sampled_continuation_does_not_depend_on_the_batch(trained):
     assert first["continuation"] == solo["continuation"]
     assert [w["word"] for w in first["next"]] == [w["word"] for w in solo["next"]]
     assert len(together.out.splitlines()) == 3
+
+
+def test_no_command_shows_the_help():
+    proc = run()
+    assert proc.returncode == 0 and proc.out.startswith("Usage: ")
+    assert all(c in proc.out for c in ("train", "complete", "score", "eval", "models"))

@@ -451,6 +451,9 @@ def main() -> None:
         # typer's usage errors are click exceptions, vendored or not: known by their shape
         if type(e).__name__ == "Abort":
             code = 130
+        elif type(e).__name__ == "NoArgsIsHelpError":  # plain `wordlstm`: show the help
+            sys.stdout.write(e.ctx.get_help() + "\n")
+            code = 0
         elif hasattr(e, "format_message") and hasattr(e, "exit_code"):
             ctx = getattr(e, "ctx", None)
             where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
