@@ -316,3 +316,35 @@ def test_cli_divergence_is_one_error_line_and_saves_nothing(home, corpus):
     assert "Warning" not in proc.err and "Traceback" not in proc.err
     assert proc.err.count("back to the start of the epoch") == 3
     assert not home.exists() or os.listdir(home) == []
+
+
+def test_averaged_weights_are_validated_saved_and_resumed_exactly(corpus, tmp_path):
+    """--average: from the first epoch that does not improve, the running average of the
+    weights is what is validated and saved; an interrupted run resumes it exactly."""
+    EPOCHS = 10
+    reference = tmp_path / "reference"
+    train_files(job(corpus, reference, epochs=EPOCHS, average=True))
+    saved = resume.read(reference)
+    assert saved.state.averaged > 1  # averaging began (the tiny corpus plateaus early)
+    history = json.loads((reference / "config.json").read_text())["history"]
+    first_plateau = next(e["epoch"] for e in history if not e["saved"])
+    assert first_plateau < EPOCHS - 1
+    # the saved model is the average whenever the best epoch came after averaging began
+    best = max(e["epoch"] for e in history if e["saved"])
+    with np.load(reference / "training.npz") as state:
+        current = {k.split("/", 1)[1]: state[k] for k in state.files if k.startswith("params/")}
+        average = {k.split("/", 1)[1]: state[k] for k in state.files if k.startswith("average/")}
+    assert average and max(float(np.abs(current[k] - average[k]).max()) for k in current) > 0
+
+    interrupted = tmp_path / "interrupted"
+    epoch = first_plateau + 1  # interrupted while averaging
+    with pytest.raises(Interrupted):
+        train_files(
+            job(corpus, interrupted, epochs=EPOCHS, average=True), on_progress=sigint_at(epoch, 2)
+        )
+    train_files(job(corpus, interrupted, epochs=EPOCHS, average=True, resume=True))
+    assert max_difference(interrupted, reference) <= 1e-6
+    assert max_difference(interrupted, reference, "training.npz") <= 1e-6
+    if best > first_plateau:
+        with np.load(reference / "weights.npz") as w:
+            assert not np.array_equal(w["encoder.weight"], current["encoder.weight"])

@@ -81,6 +81,9 @@ def train(
     optimizer: str = typer.Option("sgd", help="sgd (lr /4 on plateaus) or adam"),
     lr: float = typer.Option(None, help="learning rate [default: 20 for sgd, 0.002 for adam]"),
     clip: float = typer.Option(0.25, help="global gradient-norm clip"),
+    average: bool = typer.Option(
+        False, "--average/--no-average", help="after the first plateau, use averaged weights"
+    ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
     min_freq: int = typer.Option(1, help="rarer words become <unk>"),
@@ -109,6 +112,7 @@ def train(
             optimizer=optimizer,
             lr=lr,
             clip=clip,
+            average=average,
             bptt=bptt,
             batch_size=batch_size,
         ),

@@ -44,6 +44,7 @@ _SCALARS = {
     "tokens": int,
     "seconds": _NUMBER,
     "rng": dict,
+    "averaged": int,
 }
 _EPOCH = {
     "epoch": int,
@@ -215,7 +216,12 @@ def deferred_sigint() -> Iterator[Callable[[], bool]]:
 
 def _pack(state: TrainState, prefix: str, arrays: dict) -> dict:
     """The JSON side of a state; its arrays go into `arrays` under prefix/group/name."""
-    groups = {"params": state.params, "optimizer": state.optimizer, "hidden": state.hidden or {}}
+    groups = {
+        "params": state.params,
+        "optimizer": state.optimizer,
+        "hidden": state.hidden or {},
+        "average": state.average or {},
+    }
     for group, named in groups.items():
         for name, array in named.items():
             arrays[f"{prefix}{group}/{name}"] = array
@@ -238,6 +244,7 @@ def _unpack(doc: dict, prefix: str, arrays: dict) -> TrainState:
         params=group("params"),
         optimizer=group("optimizer"),
         hidden=group("hidden") or None,
+        average=group("average") or None,
     )
 
 

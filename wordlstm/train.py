@@ -10,9 +10,10 @@ saved: training goes back to the state at the start of the epoch with the learni
 divided by 4, up to MAX_RETRIES times for one epoch, and then gives up with a RunFailure.
 """
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,8 @@ class Recipe:
     bptt: int = 35
     batch_size: int = 20
     eval_batch_size: int = 10
+    average: bool = False  # from the first epoch that does not improve, validate and save
+    # the running average of all weights since then (ASGD-style), not the last ones
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -115,6 +118,8 @@ class TrainState:
     params: dict[str, np.ndarray]
     optimizer: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray] | None  # "h" and "c" for the next chunk; None: zero
+    average: dict[str, np.ndarray] | None = None  # the averaged weights, once averaging began
+    averaged: int = 0  # how many steps' weights the average holds
     start: "TrainState | None" = field(default=None, repr=False)
 
 
@@ -203,12 +208,14 @@ def train(
                 on_retry(Retry(run.epoch, e.step, e.reason, epoch_start.lr, epoch_start.retries))
                 continue
             if ended == "out of time":
-                save(run.snapshot(epoch_start), result)
+                with run.validated_weights():
+                    save(run.snapshot(epoch_start), result)
                 on_epoch(result)
                 return
             run.end_epoch(result)
             epoch_start = run.snapshot()
-            save(epoch_start, result)
+            with run.validated_weights():
+                save(epoch_start, result)
             on_epoch(result)
             if stop():
                 return
@@ -228,6 +235,8 @@ class _Run:
         self.clock = time.perf_counter()
         self.hidden: tuple | None = None
         self.history: list[Epoch] = []
+        self.average: dict | None = None
+        self.averaged = 0
 
     def train_steps(
         self,
@@ -250,6 +259,11 @@ class _Run:
             except Diverged as e:
                 e.step = self.step + 1
                 raise
+            if self.average is not None:
+                self.averaged += 1
+                for name, p in model.params.items():
+                    a = self.average[name]
+                    a += (p - a) * (1.0 / self.averaged)
             self.step += 1
             self.loss_sum += loss * y.size
             self.tokens += y.size
@@ -271,7 +285,10 @@ class _Run:
     def validate(self, valid_ids: np.ndarray) -> Epoch:
         """The epoch's summary with the validation perplexity of the current weights."""
         recipe = self.recipe
-        valid = evaluate(self.model, valid_ids, batch_size=recipe.eval_batch_size, bptt=recipe.bptt)
+        with self.validated_weights():
+            valid = evaluate(
+                self.model, valid_ids, batch_size=recipe.eval_batch_size, bptt=recipe.bptt
+            )
         if not math.isfinite(valid.ppl):
             raise Diverged(f"validation perplexity {valid.ppl}", self.step)
         return Epoch(
@@ -289,13 +306,33 @@ class _Run:
         self.history.append(result)
         if result.saved:
             self.best = result.valid_ppl
-        elif self.recipe.optimizer == "sgd":
-            self.optimizer.lr /= LR_DIVISOR
+        else:
+            if self.recipe.optimizer == "sgd":
+                self.optimizer.lr /= LR_DIVISOR
+            if self.recipe.average and self.average is None:
+                self.average = {n: p.copy() for n, p in self.model.params.items()}
+                self.averaged = 1
         self.epoch += 1
         self.step = self.retries = self.tokens = 0
         self.loss_sum = 0.0
         self.hidden = None
         self.clock = time.perf_counter()
+
+    @contextlib.contextmanager
+    def validated_weights(self) -> Iterator[None]:
+        """Inside, the model holds the weights that are validated and saved: the running
+        average once averaging has begun, else the current ones."""
+        if self.average is None:
+            yield
+            return
+        current = {n: p.copy() for n, p in self.model.params.items()}
+        for name, p in self.model.params.items():
+            p[...] = self.average[name]
+        try:
+            yield
+        finally:
+            for name, p in self.model.params.items():
+                p[...] = current[name]
 
     def snapshot(self, start: TrainState | None = None) -> TrainState:
         """A copy of the live state; `start`, the state at the epoch's start, goes with it."""
@@ -313,6 +350,8 @@ class _Run:
             params=_host_copies(self.model.params),
             optimizer=_host_copies(self.optimizer.state()),
             hidden=None if self.hidden is None else _host_copies(_named(self.hidden)),
+            average=None if self.average is None else _host_copies(self.average),
+            averaged=self.averaged,
             start=start,
         )
 
@@ -334,6 +373,10 @@ class _Run:
         self.hidden = None
         if state.hidden is not None:
             self.hidden = (from_host(state.hidden["h"]), from_host(state.hidden["c"]))
+        self.average, self.averaged = None, state.averaged
+        if state.average is not None:
+            _check_fits(self.model.params, state.average, "averaged weights")
+            self.average = {n: from_host(a) for n, a in state.average.items()}
         self.epoch, self.step, self.retries = state.epoch, state.step, state.retries
         self.best, self.loss_sum, self.tokens = state.best_ppl, state.loss_sum, state.tokens
         self.clock = time.perf_counter() - state.seconds
