@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_torch_gives_the_same_log_probs(home, corpus, tied):
-    args = ["--layers", "2", "--tied"] if tied else ["--layers", "2"]
+    args = ["--layers", "2", "--tied"] if tied else ["--layers", "2", "--no-tied"]
     run("train", str(corpus), *TINY, *args, "--epochs", "2", home=home, check=True)
     folder = home / "default"
     config = json.loads((folder / "config.json").read_text())

@@ -68,11 +68,11 @@ def train(
     files: list[str] = typer.Argument(..., help="text files to train on (- for stdin)"),
     model: str = typer.Option("default", help="name (or folder path) to save the model as"),
     valid: str = typer.Option(None, help="validation text (default: a held-out 10% tail)"),
-    embed: int = typer.Option(200, help="embedding size"),
+    embed: int = typer.Option(None, help="embedding size [default: --hidden]"),
     hidden: int = typer.Option(200, help="LSTM units per layer"),
     layers: int = typer.Option(2, help="stacked LSTM layers"),
-    dropout: float = typer.Option(0.2, help="dropout between layers and before the decoder"),
-    tied: bool = typer.Option(False, "--tied", help="share embedding and decoder weights"),
+    dropout: float = typer.Option(0.5, help="dropout between layers and before the decoder"),
+    tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
     forget_bias: float = typer.Option(0.0, help="added to the forget gates' initial bias"),
     bptt: int = typer.Option(35, help="steps of backpropagation through time per chunk"),
     batch_size: int = typer.Option(20, help="parallel streams per step"),
@@ -82,7 +82,7 @@ def train(
     lr: float = typer.Option(None, help="learning rate [default: 20 for sgd, 0.002 for adam]"),
     clip: float = typer.Option(0.25, help="global gradient-norm clip"),
     average: bool = typer.Option(
-        False, "--average/--no-average", help="after the first plateau, use averaged weights"
+        True, "--average/--no-average", help="after the first plateau, use averaged weights"
     ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
@@ -105,7 +105,9 @@ def train(
         valid=valid,
         seed=seed,
         tokenizer=TokenizerSettings(split, lowercase, vocab_size, min_freq),
-        net=ModelSettings(embed, hidden, layers, dropout, tied, forget_bias),
+        net=ModelSettings(
+            hidden if embed is None else embed, hidden, layers, dropout, tied, forget_bias
+        ),
         recipe=Recipe(
             epochs=epochs,
             max_time=max_time,

@@ -34,8 +34,8 @@ class ModelSettings:
     embed: int = 200
     hidden: int = 200
     layers: int = 2
-    dropout: float = 0.2
-    tied: bool = False
+    dropout: float = 0.5
+    tied: bool = True
     forget_bias: float = 0.0
 
 

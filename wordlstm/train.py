@@ -32,7 +32,7 @@ MAX_RETRIES = 3  # divergences of one epoch before training gives up
 
 @dataclass
 class Recipe:
-    """How to train: the PyTorch word-language-model example's defaults."""
+    """How to train: the PyTorch word-language-model example's recipe, plus averaging."""
 
     epochs: int = 40
     max_time: float | None = None
@@ -42,7 +42,7 @@ class Recipe:
     bptt: int = 35
     batch_size: int = 20
     eval_batch_size: int = 10
-    average: bool = False  # from the first epoch that does not improve, validate and save
+    average: bool = True  # from the first epoch that does not improve, validate and save
     # the running average of all weights since then (ASGD-style), not the last ones
 
     def __post_init__(self) -> None:
