@@ -18,9 +18,8 @@ from wordlstm.tokenizer import Tokenizer
 from wordlstm.train import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-# A small model and a fixed number of epochs: the result does not depend on the machine's
-# speed (about 40 s here).
-LR_EMBED, LR_HIDDEN, LR_LAYERS, LR_EPOCHS, LR_LR = 128, 128, 1, 12, 0.005
+# One layer of 256 cells, Adam without dropout, and a fixed number of epochs, so the result
+# does not depend on the machine's speed (about 30 s here; it learns the rule in epoch 3).
 
 
 def load_generator():
@@ -53,9 +52,8 @@ def test_an_lstm_carries_the_time_phrase_to_the_verb(tmp_path, monkeypatch, held
     job = TrainJob(
         files=[str(ROOT / "corpora" / "demo.txt")],
         model="long-range",
-        net=ModelSettings(embed=LR_EMBED, hidden=LR_HIDDEN, layers=LR_LAYERS, dropout=0.0,
-                          tied=True, forget_bias=1.0),
-        recipe=Recipe(epochs=LR_EPOCHS, optimizer="adam", lr=LR_LR),
+        net=ModelSettings(embed=128, hidden=256, layers=1, dropout=0.0, tied=False),
+        recipe=Recipe(epochs=5, optimizer="adam", lr=0.005, average=False),
     )
     train_files(job)
     loaded = load_model("long-range")
