@@ -184,10 +184,10 @@ class TrainView:
         if self.bar is not None:
             import math
 
-            self.bar.update(
+            self.bar.update(  # one bar for the whole run, so the time left is the run's
                 self.task,
-                total=p.steps,
-                completed=p.step,
+                total=p.steps * self.epochs,
+                completed=(p.epoch - 1) * p.steps + p.step,
                 epoch=p.epoch,
                 speed=p.tokens_per_sec,
                 loss=p.loss,
