@@ -1,7 +1,7 @@
 """Resuming training: the state `train` stops in, saved inside the model folder next to the
 best weights (`Saver`), read back (`read`), and the checks that a resumed run is the same run.
 
-The state goes into two extra files of the model's atomic save, never as pickle:
+The state goes into two extra files of the model's atomic save, plain JSON and npz arrays:
 `training.json` (position, learning rate, best perplexity, history, the random generator's
 state, and a fingerprint of the settings and data) and `training.npz` (the current weights,
 the optimizer's arrays, the LSTM state carried into the next chunk). Ctrl-C is turned into a
@@ -83,7 +83,7 @@ def to_files(state: TrainState, fingerprint: dict) -> dict[str, bytes]:
 
 def read(path: Path) -> Saved:
     """The state to resume from in the model folder `path`; BadInput if there is none, or if
-    it is damaged (the files are untrusted: JSON and npz without pickle, every type checked)."""
+    it is damaged (the files are untrusted: plain JSON and numeric arrays, all types checked)."""
     try:
         config, _, weights = store.load(path)
     except BadInput as e:
