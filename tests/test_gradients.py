@@ -111,22 +111,28 @@ def test_fused_forward_equals_the_plain_gate_equations():
     np.testing.assert_allclose(cache.c[-1], want_c, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("scale", [1.0, 500.0])  # 500: logits far past exp's float32 range
-def test_loss_and_scores_match_a_plain_log_softmax(scale):
+# 5000: logits far past exp's float32 range; a bias of -200: every exp underflows to 0
+@pytest.mark.parametrize(("scale", "shift"), [(1.0, 0.0), (5000.0, 0.0), (1.0, -200.0)])
+def test_loss_and_scores_match_a_plain_log_softmax(scale, shift):
     arch = Architecture(vocab=9, embed=4, hidden=4, layers=1)
     model = LanguageModel.init(arch, np.random.default_rng(0))
     model.params["decoder.weight"] *= scale
+    model.params["decoder.bias"] += shift
     rng = np.random.default_rng(1)
     out = rng.normal(size=(6, 4)).astype(np.float32)
     y = rng.integers(0, 9, size=6)
-    z = out.astype(np.float64) @ model.params["decoder.weight"].T.astype(np.float64)
+    W = model.params["decoder.weight"].astype(np.float64)
+    z = out.astype(np.float64) @ W.T + model.params["decoder.bias"]
     z -= z.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     want = log_p[np.arange(6), y]
+    dz = np.exp(log_p)
+    dz[np.arange(6), y] -= 1.0
+    want_dout = dz @ W / 6
 
     loss, dout, _ = model.loss(out, y)
     scores, ranks = model.score(out, y, ranks=True)
     np.testing.assert_allclose(loss, -want.mean(), rtol=1e-4)
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
-    assert np.isfinite(dout).all()
+    np.testing.assert_allclose(dout, want_dout, rtol=1e-3, atol=1e-4 * scale)
     np.testing.assert_array_equal(ranks, (log_p > want[:, None]).sum(axis=1))

@@ -256,12 +256,12 @@ def poison(monkeypatch, where: str, fails) -> Callable:
 
         monkeypatch.setattr(LanguageModel, "loss", loss)
     else:
-        real_clip = wordlstm.train.clip_global_norm
+        real_norm = wordlstm.train.global_norm
 
-        def clip(grads, max_norm):
-            return math.inf if fails(position) else real_clip(grads, max_norm)
+        def norm(grads):
+            return math.inf if fails(position) else real_norm(grads)
 
-        monkeypatch.setattr(wordlstm.train, "clip_global_norm", clip)
+        monkeypatch.setattr(wordlstm.train, "global_norm", norm)
     return on_progress
 
 

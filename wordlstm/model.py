@@ -18,8 +18,8 @@ from wordlstm.errors import BadInput
 
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
 # float32 while keeping the products large enough for BLAS to run near its peak.
-_DECODER_CELLS = 8 * 1024 * 1024
-_SAFE_LOGIT = 60.0  # exp(60) * a vocabulary of millions still fits in float32
+_DECODER_CELLS = 8_000_000  # 32 MB of float32 logits: below malloc's reuse limit (backend)
+_TINY_SUM, _HUGE_SUM = 1e-30, 1e38  # softmax row sums safely inside float32's range
 
 
 @dataclass(frozen=True)
@@ -189,48 +189,61 @@ class LanguageModel:
         Yields (first row, targets, e, sums, true, rank) per block: e = exp(z - shift) for the
         logits z, sums its row sums, true the targets' z - shift, and (if asked) each target's
         rank among the logits. log p(target) = true - log(sums)."""
-        W, b = self.decoder_weight, self.params["decoder.bias"]
-        N = out.shape[0]
+        N, V = out.shape[0], self.decoder_weight.shape[0]
         targets = targets.reshape(N)
-        rows = min(N, max(1, _DECODER_CELLS // W.shape[0]))
-        block = xp.empty((rows, W.shape[0]), dtype=out.dtype)  # reused by every block
+        rows = min(N, max(1, _DECODER_CELLS // V))
+        block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
         for s in range(0, N, rows):
             h, y = out[s : s + rows], targets[s : s + rows]
-            z = xp.matmul(h, W.T, out=block[: len(y)])
-            z += b
+            z = self._logits(h, block[: len(y)])
             true = z[xp.arange(len(y)), y]
             rank = (z > true[:, None]).sum(axis=1) if ranks else None
-            # exp overflows float32 past ~88; shifting each row by its max is only needed
-            # when a logit comes near that, so the usual case saves a pass over the block
-            if float(z.max()) > _SAFE_LOGIT:
+            with xp.errstate(over="ignore", under="ignore"):
+                xp.exp(z, out=z)
+            sums = z.sum(axis=1)
+            # exp leaves float32's range past a logit of about +-88; the usual block never
+            # comes near, so the shift by each row's max is only made where the sums show it
+            if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
+                z = self._logits(h, z)
                 top = z.max(axis=1)
                 z -= top[:, None]
                 true -= top
-            xp.exp(z, out=z)
-            yield s, y, z, z.sum(axis=1), true, rank
+                xp.exp(z, out=z)
+                sums = z.sum(axis=1)
+            yield s, y, z, sums, true, rank
+
+    def _logits(self, h: "xp.ndarray", out: "xp.ndarray") -> "xp.ndarray":
+        """z = h @ W.T + b, written into out."""
+        z = xp.matmul(h, self.decoder_weight.T, out=out)
+        z += self.params["decoder.bias"]
+        return z
 
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
         gradient. Returns the loss, dL/dout and the decoder's gradients."""
-        W, b = self.decoder_weight, self.params["decoder.bias"]
+        W = self.decoder_weight
         N = out.shape[0]
         dout = xp.empty_like(out)
         dW = xp.empty_like(W)
-        db = xp.zeros_like(b)
+        db = xp.zeros_like(self.params["decoder.bias"])
         total = 0.0
-        for s, y, z, sums, true, _ in self._softmax_blocks(out, targets):
+        for s, y, e, sums, true, _ in self._softmax_blocks(out, targets):
             n = len(y)
             h = out[s : s + n]
             total += float(xp.sum(xp.log(sums) - true))
-            # dL/dz = (softmax - onehot) / N
-            z *= (1.0 / (sums * N))[:, None]
-            z[xp.arange(n), y] -= 1.0 / N
-            xp.matmul(z, W, out=dout[s : s + n])
+            # dL/dz = (softmax - onehot) / N = r * (e - sums * onehot) with r = 1 / (N sums)
+            # per row: the target entries change in place, and r scales the small (n, H)
+            # sides of the products instead of the (n, V) block
+            r = 1.0 / (sums * N)
+            e[xp.arange(n), y] -= sums
+            xp.matmul(e, W, out=dout[s : s + n])
+            dout[s : s + n] *= r[:, None]
+            h_r = h * r[:, None]
             if s == 0:
-                xp.matmul(z.T, h, out=dW)
+                xp.matmul(e.T, h_r, out=dW)
             else:
-                dW += z.T @ h
-            db += xp.ones(n, dtype=z.dtype) @ z
+                dW += e.T @ h_r
+            db += r @ e
         decoder = {"decoder.bias": db}
         decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = dW
         return total / N, dout, decoder

@@ -5,15 +5,18 @@ import math
 from wordlstm.backend import xp
 
 
-def clip_global_norm(grads: dict, max_norm: float) -> float:
-    """Scales all gradients together so their joint L2 norm is at most max_norm, the cure
-    for exploding gradients that keeps their direction. Returns the norm before clipping."""
-    norm = math.sqrt(sum(float(xp.vdot(g, g)) for g in grads.values()))
+def global_norm(grads: dict) -> float:
+    """The joint L2 norm of all gradients, as if they were one vector."""
+    return math.sqrt(sum(float(xp.vdot(g, g)) for g in grads.values()))
+
+
+def clip_scale(norm: float, max_norm: float) -> float:
+    """The factor that scales all gradients together to a joint norm of at most max_norm
+    (0: no clipping): the cure for exploding gradients that keeps their direction. The
+    optimizers apply it in their update, which saves a pass over the gradients."""
     if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        for g in grads.values():
-            g *= scale
-    return norm
+        return max_norm / (norm + 1e-6)
+    return 1.0
 
 
 class SGD:
@@ -23,10 +26,11 @@ class SGD:
         self.params = params
         self.lr = lr
 
-    def step(self, grads: dict) -> None:
+    def step(self, grads: dict, scale: float = 1.0) -> None:
+        """One update with the gradients times scale (the clipping factor)."""
         for name, p in self.params.items():
             g = grads[name]
-            g *= self.lr  # the gradients are spent after the step: scale them in place
+            g *= self.lr * scale  # the gradients are spent after the step: scale them in place
             p -= g
 
     def state(self) -> dict:
@@ -49,12 +53,15 @@ class Adam:
         self.m = {n: xp.zeros_like(p) for n, p in params.items()}
         self.v = {n: xp.zeros_like(p) for n, p in params.items()}
 
-    def step(self, grads: dict) -> None:
+    def step(self, grads: dict, scale: float = 1.0) -> None:
+        """One update with the gradients times scale (the clipping factor)."""
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         for name, p in self.params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
+            if scale != 1.0:
+                g *= scale
             m *= b1
             m += (1 - b1) * g
             v *= b2

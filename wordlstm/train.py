@@ -22,7 +22,7 @@ from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
 from wordlstm.errors import BadInput, RunFailure
 from wordlstm.model import LanguageModel
-from wordlstm.optim import clip_global_norm, make_optimizer
+from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
 
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
@@ -142,10 +142,10 @@ def train_step(model: LanguageModel, optimizer, x, y, state: tuple, clip: float,
         raise Diverged(f"loss {loss}")
     grads, _ = model.backward(cache, dout, decoder_grads)
     del cache, out, dout, decoder_grads
-    norm = clip_global_norm(grads, clip)
+    norm = global_norm(grads)
     if not math.isfinite(norm):
         raise Diverged(f"gradient norm {norm}")
-    optimizer.step(grads)
+    optimizer.step(grads, scale=clip_scale(norm, clip))
     return loss, state
 
 
