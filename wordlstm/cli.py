@@ -82,7 +82,9 @@ def train(
     lr: float = typer.Option(None, help="learning rate [default: 20 for sgd, 0.002 for adam]"),
     clip: float = typer.Option(0.25, help="global gradient-norm clip"),
     average: bool = typer.Option(
-        True, "--average/--no-average", help="after the first plateau, use averaged weights"
+        True,
+        "--average/--no-average",
+        help="average the weights from the first plateau or the last 40% of the budget",
     ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),

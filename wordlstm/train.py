@@ -28,6 +28,7 @@ from wordlstm.predict import evaluate
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
 LR_DIVISOR = 4.0  # after an SGD epoch that did not improve, and after a divergence
 MAX_RETRIES = 3  # divergences of one epoch before training gives up
+AVERAGE_FROM = 0.6  # averaging begins after this share of the budget even without a plateau
 
 
 @dataclass
@@ -41,9 +42,10 @@ class Recipe:
     clip: float = 0.25
     bptt: int = 35
     batch_size: int = 20
-    eval_batch_size: int = 10
-    average: bool = True  # from the first epoch that does not improve, validate and save
-    # the running average of all weights since then (ASGD-style), not the last ones
+    eval_batch_size: int = 64  # validation only steers the schedule: read as 64 fast streams
+    average: bool = True  # from the first epoch that does not improve, or once AVERAGE_FROM
+    # of the epochs or of max_time is spent, validate and save the running average of all
+    # weights since then (ASGD-style), not the last ones
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -183,7 +185,8 @@ def train(
     if start is not None:
         run.restore(start)
     epoch_start = run.snapshot() if start is None else start.start or start
-    deadline = None if recipe.max_time is None else time.perf_counter() + recipe.max_time
+    begin = time.perf_counter()
+    deadline = None if recipe.max_time is None else begin + recipe.max_time
     # overflow on the way to a divergence is caught below, not warned about
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         while run.epoch <= recipe.epochs:
@@ -212,7 +215,7 @@ def train(
                     save(run.snapshot(epoch_start), result)
                 on_epoch(result)
                 return
-            run.end_epoch(result)
+            run.end_epoch(result, _spent(run.epoch, recipe, begin))
             epoch_start = run.snapshot()
             with run.validated_weights():
                 save(epoch_start, result)
@@ -287,7 +290,11 @@ class _Run:
         recipe = self.recipe
         with self.validated_weights():
             valid = evaluate(
-                self.model, valid_ids, batch_size=recipe.eval_batch_size, bptt=recipe.bptt
+                self.model,
+                valid_ids,
+                batch_size=recipe.eval_batch_size,
+                bptt=recipe.bptt,
+                accuracy=False,
             )
         if not math.isfinite(valid.ppl):
             raise Diverged(f"validation perplexity {valid.ppl}", self.step)
@@ -301,15 +308,15 @@ class _Run:
             saved=self.best is None or valid.ppl < self.best,
         )
 
-    def end_epoch(self, result: Epoch) -> None:
+    def end_epoch(self, result: Epoch, spent: float) -> None:
         """Records a finished epoch, adjusts the learning rate and moves to the next start."""
         self.history.append(result)
         if result.saved:
             self.best = result.valid_ppl
-        else:
-            if self.recipe.optimizer == "sgd":
-                self.optimizer.lr /= LR_DIVISOR
-            if self.recipe.average and self.average is None:
+        if not result.saved and self.recipe.optimizer == "sgd":
+            self.optimizer.lr /= LR_DIVISOR
+        if self.recipe.average and self.average is None:
+            if not result.saved or spent >= AVERAGE_FROM:
                 self.average = {n: p.copy() for n, p in self.model.params.items()}
                 self.averaged = 1
         self.epoch += 1
@@ -381,6 +388,14 @@ class _Run:
         self.best, self.loss_sum, self.tokens = state.best_ppl, state.loss_sum, state.tokens
         self.clock = time.perf_counter() - state.seconds
         self.history = list(state.history)
+
+
+def _spent(epoch: int, recipe: Recipe, begin: float) -> float:
+    """The share of the budget used up after `epoch`: of the epochs, or of --max-time."""
+    share = epoch / recipe.epochs
+    if recipe.max_time is not None:
+        share = max(share, (time.perf_counter() - begin) / recipe.max_time)
+    return share
 
 
 def _host_copies(arrays: dict) -> dict[str, np.ndarray]:

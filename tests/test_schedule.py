@@ -1,0 +1,56 @@
+"""The learning-rate schedule and when averaging begins, with the validation perplexities
+scripted so that each rule is exercised on its own."""
+
+import numpy as np
+import pytest
+
+import wordlstm.train
+from wordlstm.model import Architecture, LanguageModel
+from wordlstm.predict import Evaluation
+from wordlstm.train import AVERAGE_FROM, Recipe, train
+
+
+def scripted_run(monkeypatch, perplexities, **recipe) -> list:
+    """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
+    the state saved after each epoch."""
+    script = iter(perplexities)
+
+    def fake_evaluate(*args, **kw):
+        return Evaluation(tokens=1, nll=float(np.log(next(script))))
+
+    monkeypatch.setattr(wordlstm.train, "evaluate", fake_evaluate)
+    arch = Architecture(vocab=11, embed=4, hidden=4, layers=1)
+    rng = np.random.default_rng(0)
+    model = LanguageModel.init(arch, rng)
+    ids = rng.integers(0, 11, size=400)
+    saved = []
+    train(
+        model,
+        ids,
+        ids[:50],
+        Recipe(epochs=len(perplexities), batch_size=4, bptt=5, **recipe),
+        rng,
+        save=lambda state, epoch: saved.append(state),
+    )
+    return saved
+
+
+def test_averaging_begins_at_the_first_epoch_that_does_not_improve(monkeypatch):
+    saved = scripted_run(monkeypatch, [100, 90, 95, 80, 85, 70, 60, 50, 40, 30])
+    assert [s.average is not None for s in saved[:3]] == [False, False, True]
+    assert [s.lr for s in saved[:6]] == [20, 20, 5, 5, 1.25, 1.25]
+
+
+@pytest.mark.parametrize("epochs", [5, 10])
+def test_averaging_begins_late_in_the_budget_when_validation_keeps_improving(
+    monkeypatch, epochs
+):
+    saved = scripted_run(monkeypatch, list(range(100, 100 - epochs, -1)))
+    first = next(i for i, s in enumerate(saved) if s.average is not None) + 1
+    assert first == int(np.ceil(AVERAGE_FROM * epochs))  # the epoch that reaches that share
+    assert all(s.lr == 20 for s in saved)  # no plateau, so the learning rate stays
+
+
+def test_no_averaging_without_average(monkeypatch):
+    saved = scripted_run(monkeypatch, [100, 90, 95, 80, 70], average=False)
+    assert all(s.average is None for s in saved)
