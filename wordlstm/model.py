@@ -81,6 +81,17 @@ def dropout_mask(rng, shape: tuple, p: float, dtype) -> "xp.ndarray | None":
     return keep.astype(dtype) * (1.0 / (1.0 - p))
 
 
+def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> None:
+    """target[ids] += rows, with the rows of repeated ids all added: the embedding's
+    gradient. np.add.at over flat element indices, whose 1-D fast path is about twice as
+    fast as add.at over rows."""
+    if not target.flags.c_contiguous:
+        raise ValueError("add_rows needs a C-contiguous target")
+    width = target.shape[1]
+    index = ids.astype(xp.int64)[:, None] * width + xp.arange(width)
+    xp.add.at(target.reshape(-1), index.reshape(-1), rows.reshape(-1))
+
+
 class LanguageModel:
     """An LSTM language model with a hand-written forward and backward pass."""
 
@@ -290,7 +301,7 @@ class LanguageModel:
         d_embed = grads.get("encoder.weight")
         if d_embed is None:
             d_embed = grads["encoder.weight"] = xp.zeros_like(self.params["encoder.weight"])
-        xp.add.at(d_embed, cache.inputs.reshape(-1), dx.reshape(T * B, -1))
+        add_rows(d_embed, cache.inputs.reshape(-1), dx.reshape(T * B, -1))
         return grads, (xp.stack(dh0), xp.stack(dc0))
 
     def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":
