@@ -10,12 +10,14 @@ from wordlstm.predict import Evaluation
 from wordlstm.train import AVERAGE_FROM, Recipe, train
 
 
-def scripted_run(monkeypatch, perplexities, **recipe) -> list:
+def scripted_run(monkeypatch, perplexities, validated=None, **recipe) -> list:
     """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
-    the state saved after each epoch."""
+    the state saved after each epoch. `validated` gets the length of each validation text."""
     script = iter(perplexities)
 
-    def fake_evaluate(*args, **kw):
+    def fake_evaluate(model, ids, **kw):
+        if validated is not None:
+            validated.append(len(ids))
         return Evaluation(tokens=1, nll=float(np.log(next(script))))
 
     monkeypatch.setattr(wordlstm.train, "evaluate", fake_evaluate)
@@ -35,9 +37,18 @@ def scripted_run(monkeypatch, perplexities, **recipe) -> list:
     return saved
 
 
+PLATEAUS = [100, 90, 95, 80, 85, 70, 60, 50, 40, 30]  # epochs 3 and 5 do not improve
+
+
 def test_averaging_begins_at_the_first_epoch_that_does_not_improve(monkeypatch):
-    saved = scripted_run(monkeypatch, [100, 90, 95, 80, 85, 70, 60, 50, 40, 30])
+    saved = scripted_run(monkeypatch, PLATEAUS)
     assert [s.average is not None for s in saved[:3]] == [False, False, True]
+    # the first plateau begins the average instead of dividing; the next one divides
+    assert [s.lr for s in saved[:6]] == [20, 20, 20, 20, 5, 5]
+
+
+def test_without_averaging_every_plateau_divides_the_learning_rate(monkeypatch):
+    saved = scripted_run(monkeypatch, PLATEAUS, average=False)
     assert [s.lr for s in saved[:6]] == [20, 20, 5, 5, 1.25, 1.25]
 
 
@@ -54,3 +65,12 @@ def test_averaging_begins_late_in_the_budget_when_validation_keeps_improving(
 def test_no_averaging_without_average(monkeypatch):
     saved = scripted_run(monkeypatch, [100, 90, 95, 80, 70], average=False)
     assert all(s.average is None for s in saved)
+
+
+def test_validation_reads_only_the_first_valid_tokens(monkeypatch):
+    validated = []
+    scripted_run(monkeypatch, [100, 90], validated, valid_tokens=20)
+    assert validated == [21, 21]  # 20 tokens to predict, after the one before them
+    validated.clear()
+    scripted_run(monkeypatch, [100, 90], validated)  # the default cap is above these 50
+    assert validated == [50, 50]
