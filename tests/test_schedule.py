@@ -7,12 +7,13 @@ import pytest
 import wordlstm.train
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import Evaluation
-from wordlstm.train import AVERAGE_FROM, Recipe, train
+from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, train
 
 
-def scripted_run(monkeypatch, perplexities, validated=None, **recipe) -> list:
+def scripted_run(monkeypatch, perplexities, validated=None, watch=None, **recipe) -> list:
     """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
-    the state saved after each epoch. `validated` gets the length of each validation text."""
+    the state saved after each epoch. `validated` gets the length of each validation text;
+    `watch(progress, model)` is called after every step."""
     script = iter(perplexities)
 
     def fake_evaluate(model, ids, **kw):
@@ -33,6 +34,7 @@ def scripted_run(monkeypatch, perplexities, validated=None, **recipe) -> list:
         Recipe(epochs=len(perplexities), batch_size=4, bptt=5, **recipe),
         rng,
         save=lambda state, epoch: saved.append(state),
+        on_progress=lambda progress: watch and watch(progress, model),
     )
     return saved
 
@@ -74,3 +76,18 @@ def test_validation_reads_only_the_first_valid_tokens(monkeypatch):
     validated.clear()
     scripted_run(monkeypatch, [100, 90], validated)  # the default cap is above these 50
     assert validated == [50, 50]
+
+
+def test_the_average_holds_the_weights_of_every_tenth_step_since_it_began(monkeypatch):
+    seen = {}  # (epoch, step) -> the weights after that step
+
+    def watch(progress, model):
+        seen[progress.epoch, progress.step] = {n: p.copy() for n, p in model.params.items()}
+
+    saved = scripted_run(monkeypatch, [100, 110, 120], watch=watch)  # epoch 2 begins it
+    steps = max(step for epoch, step in seen if epoch == 3)
+    taken = [seen[2, steps]] + [seen[3, s] for s in range(1, steps + 1, AVERAGE_EVERY)]
+    assert saved[2].averaged == len(taken) == 3
+    for name, average in saved[2].average.items():
+        expected = np.mean([w[name] for w in taken], axis=0)
+        assert np.allclose(average, expected, rtol=1e-5, atol=1e-6)
