@@ -67,7 +67,9 @@ def root(
 def train(
     files: list[str] = typer.Argument(..., help="text files to train on (- for stdin)"),
     model: str = typer.Option("default", help="name (or folder path) to save the model as"),
-    valid: str = typer.Option(None, help="validation text (default: a held-out 10% tail)"),
+    valid: str = typer.Option(
+        None, help="validation text, its first 50,000 tokens (default: a held-out 10% tail)"
+    ),
     embed: int = typer.Option(None, help="embedding size [default: --hidden]"),
     hidden: int = typer.Option(200, help="LSTM units per layer"),
     layers: int = typer.Option(2, help="stacked LSTM layers"),
@@ -84,7 +86,7 @@ def train(
     average: bool = typer.Option(
         True,
         "--average/--no-average",
-        help="average the weights from the first plateau or the last 40% of the budget",
+        help="average the weights from the first plateau (lr kept) or the last 40% of the budget",
     ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
