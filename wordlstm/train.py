@@ -48,9 +48,9 @@ class Recipe:
     valid_tokens: int = 50_000  # and of its first 50,000 tokens: as good a guide to which
     # epoch is better as the whole of a large file, at a fraction of the time
     average: bool = True  # from the first epoch that does not improve, or once AVERAGE_FROM
-    # of the epochs or of max_time is spent, validate and save the running average of all
-    # weights since then (ASGD-style), not the last ones; that first plateau then does not
-    # divide the learning rate
+    # of the epochs or of max_time is spent, validate and save the running average of the
+    # weights since then (every AVERAGE_EVERY-th step's; ASGD-style), not the last ones; that
+    # first plateau then does not divide the learning rate
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
