@@ -1,13 +1,19 @@
-"""The learning-rate schedule and when averaging begins, with the validation perplexities
-scripted so that each rule is exercised on its own."""
+"""The recipe's rules: the learning-rate schedule and when averaging begins (with the
+validation perplexities scripted so that each rule is exercised on its own), and the
+default dropout."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import wordlstm.train
 from wordlstm.model import Architecture, LanguageModel
+from wordlstm.pipeline import ModelSettings, TrainJob, train_files
 from wordlstm.predict import Evaluation
-from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, train
+from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
 
 
 def scripted_run(monkeypatch, perplexities, validated=None, watch=None, **recipe) -> list:
@@ -91,3 +97,26 @@ def test_the_average_holds_the_weights_of_every_tenth_step_since_it_began(monkey
     for name, average in saved[2].average.items():
         expected = np.mean([w[name] for w in taken], axis=0)
         assert np.allclose(average, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "tokens, dropout",
+    [(1, 0.5), (73_760, 0.5), (100_000, 0.5), (245_569, 0.4), (400_000, 0.3), (800_000, 0.2),
+     (3_200_000, 0.0), (10_000_000, 0.0)],
+)  # fmt: skip
+def test_the_default_dropout_shrinks_as_the_training_text_grows(tokens, dropout):
+    assert default_dropout(tokens) == dropout
+
+
+def test_train_files_picks_the_dropout_by_the_size_of_the_text(tmp_path, monkeypatch, corpus):
+    """Without --dropout the trained model's config records default_dropout(its tokens)."""
+    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
+    monkeypatch.setattr(wordlstm.train, "DROPOUT_FULL_UNTIL", 10)  # a tiny text is "large"
+    settings = ModelSettings(embed=8, hidden=8, layers=1)
+    for model, net in (("auto", settings), ("given", replace(settings, dropout=0.25))):
+        job = TrainJob(files=[str(corpus)], model=model, net=net, recipe=Recipe(epochs=1))
+        result = train_files(job)
+        dropout = json.loads((Path(result.path) / "config.json").read_text())["dropout"]
+        expected = default_dropout(result.train_tokens) if model == "auto" else 0.25
+        assert dropout == expected
+    assert default_dropout(result.train_tokens) == 0.0

@@ -16,7 +16,7 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.text import read_training_lines, ready_batches
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Epoch, Progress, Recipe, Retry, train
+from wordlstm.train import Epoch, Progress, Recipe, Retry, default_dropout, train
 
 VALID_FRACTION = 0.1
 
@@ -34,7 +34,7 @@ class ModelSettings:
     embed: int = 200
     hidden: int = 200
     layers: int = 2
-    dropout: float = 0.5
+    dropout: float | None = None  # None: chosen by the size of the training text
     tied: bool = True
     forget_bias: float = 0.0
 
@@ -80,7 +80,7 @@ def train_files(
     """
     clock = time.perf_counter()
     path = store.resolve(job.model)
-    if not 0.0 <= job.net.dropout < 1.0:
+    if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
         raise BadInput("--dropout must be in [0, 1)")
     settings = _settings(job)
     with store.writer_lock(path):
@@ -98,10 +98,11 @@ def train_files(
             layers=job.net.layers,
             tied=job.net.tied,
         )
+        dropout = job.net.dropout
+        if dropout is None:
+            dropout = default_dropout(len(train_ids))
         rng = np.random.default_rng(job.seed)
-        model = LanguageModel.init(
-            arch, rng, dropout=job.net.dropout, forget_bias=job.net.forget_bias
-        )
+        model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
         facts = _facts(job, train_ids, valid_ids)
         saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
         if saved is not None:
@@ -147,7 +148,10 @@ def _settings(job: TrainJob) -> dict:
     """The flags a resumed run must share with the interrupted one (all but the budget)."""
     recipe = asdict(job.recipe)
     del recipe["epochs"], recipe["max_time"]
-    return {**asdict(job.net), **asdict(job.tokenizer), **recipe, "seed": job.seed}
+    net = asdict(job.net)
+    if net["dropout"] is None:
+        net["dropout"] = "auto"  # the same text gives the same value
+    return {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
 
 
 def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
