@@ -100,23 +100,26 @@ def test_the_average_holds_the_weights_of_every_tenth_step_since_it_began(monkey
 
 
 @pytest.mark.parametrize(
-    "tokens, dropout",
-    [(1, 0.5), (73_760, 0.5), (100_000, 0.5), (245_569, 0.4), (400_000, 0.3), (800_000, 0.2),
-     (3_200_000, 0.0), (10_000_000, 0.0)],
+    "tokens, vocab, dropout",
+    [(1, 1, 0.5), (73_760, 6_022, 0.5), (100_000, 10_000, 0.5), (245_569, 14_143, 0.4),
+     (400_000, 10_000, 0.3), (800_000, 10_000, 0.2), (169_861, 253, 0.0),
+     (3_200_000, 10_000, 0.0), (3_200_000, 320_000, 0.5)],
 )  # fmt: skip
-def test_the_default_dropout_shrinks_as_the_training_text_grows(tokens, dropout):
-    assert default_dropout(tokens) == dropout
+def test_the_default_dropout_shrinks_as_each_word_is_seen_more_often(tokens, vocab, dropout):
+    assert default_dropout(tokens, vocab) == dropout
 
 
-def test_train_files_picks_the_dropout_by_the_size_of_the_text(tmp_path, monkeypatch, corpus):
-    """Without --dropout the trained model's config records default_dropout(its tokens)."""
+def test_train_files_picks_the_dropout_by_how_often_each_word_is_seen(
+    tmp_path, monkeypatch, corpus
+):
+    """Without --dropout the trained model's config records default_dropout(its tokens, vocab)."""
     monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
-    monkeypatch.setattr(wordlstm.train, "DROPOUT_FULL_UNTIL", 10)  # a tiny text is "large"
+    monkeypatch.setattr(wordlstm.train, "DROPOUT_FULL_UNTIL", 0.1)  # a tiny text is "large"
     settings = ModelSettings(embed=8, hidden=8, layers=1)
     for model, net in (("auto", settings), ("given", replace(settings, dropout=0.25))):
         job = TrainJob(files=[str(corpus)], model=model, net=net, recipe=Recipe(epochs=1))
         result = train_files(job)
         dropout = json.loads((Path(result.path) / "config.json").read_text())["dropout"]
-        expected = default_dropout(result.train_tokens) if model == "auto" else 0.25
+        expected = default_dropout(result.train_tokens, result.vocab) if model == "auto" else 0.25
         assert dropout == expected
-    assert default_dropout(result.train_tokens) == 0.0
+    assert default_dropout(result.train_tokens, result.vocab) == 0.0

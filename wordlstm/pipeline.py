@@ -100,7 +100,7 @@ def train_files(
         )
         dropout = job.net.dropout
         if dropout is None:
-            dropout = default_dropout(len(train_ids))
+            dropout = default_dropout(len(train_ids), tokenizer.vocab_size)
         rng = np.random.default_rng(job.seed)
         model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
         facts = _facts(job, train_ids, valid_ids)
