@@ -34,7 +34,7 @@ class ModelSettings:
     embed: int = 200
     hidden: int = 200
     layers: int = 2
-    dropout: float | None = None  # None: chosen by the size of the training text
+    dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
     forget_bias: float = 0.0
 
