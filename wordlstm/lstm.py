@@ -25,15 +25,6 @@ from dataclasses import dataclass
 from wordlstm.backend import xp
 
 
-def sigmoid_(a: "xp.ndarray") -> "xp.ndarray":
-    """In-place logistic sigmoid, as 0.5 * (1 + tanh(a / 2)): no overflow for large |a|."""
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
-
-
 def split_gates(a: "xp.ndarray") -> tuple:
     """Views of the i, f, g, o blocks of a (..., 4H) gate array."""
     H = a.shape[-1] // 4
@@ -62,23 +53,30 @@ def forward(
     """Runs the layer over x (T, B, in) from state (h0, c0); returns h_1..h_T (T, B, H)."""
     T, B, n_in = x.shape
     H = h0.shape[-1]
-    gates = (x.reshape(T * B, n_in) @ w_ih.T).reshape(T, B, 4 * H)
-    gates += bias
+    # sigmoid(z) = (1 + tanh(z/2)) / 2: with the rows of i, f and o halved in the weights
+    # and bias, one tanh over all four gates serves them all (one call instead of nine on
+    # column slices, which dominate a small layer's time loop)
+    scale = xp.full((4 * H, 1), 0.5, dtype=x.dtype)
+    scale[2 * H : 3 * H] = 1.0
+    gates = (x.reshape(T * B, n_in) @ (w_ih * scale).T).reshape(T, B, 4 * H)
+    gates += bias * scale[:, 0]
     h = xp.empty((T + 1, B, H), dtype=x.dtype)
     c = xp.empty((T + 1, B, H), dtype=x.dtype)
     tanh_c = xp.empty((T, B, H), dtype=x.dtype)
     recurrent = xp.empty((B, 4 * H), dtype=x.dtype)
     ig = xp.empty((B, H), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    w_hh_t = xp.ascontiguousarray(w_hh.T)  # (H, 4H): BLAS's fastest layout for h @ W_hh.T
+    w_hh_t = xp.ascontiguousarray((w_hh * scale).T)  # (H, 4H): BLAS's fastest layout
     for t in range(T):
         a = gates[t]
         xp.matmul(h[t], w_hh_t, out=recurrent)
         a += recurrent
-        sigmoid_(a[:, : 2 * H])  # i and f
-        xp.tanh(a[:, 2 * H : 3 * H], out=a[:, 2 * H : 3 * H])  # g
-        sigmoid_(a[:, 3 * H :])  # o
+        xp.tanh(a, out=a)
+        a *= 0.5
+        a += 0.5  # i, f, o are now their sigmoids; g is (1 + g) / 2 ...
         i, f, g, o = split_gates(a)
+        g *= 2.0
+        g -= 1.0  # ... and back to tanh
         xp.multiply(f, c[t], out=c[t + 1])
         xp.multiply(i, g, out=ig)
         c[t + 1] += ig
