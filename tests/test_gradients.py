@@ -103,12 +103,12 @@ def test_fused_forward_equals_the_plain_gate_equations():
     w_ih, w_hh = rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H))
     b_ih, b_hh = rng.normal(size=4 * H), rng.normal(size=4 * H)
 
-    out, cache = lstm.forward(x, h0, c0, w_ih, w_hh, b_ih + b_hh)
+    out, cache = lstm.forward(x.transpose(2, 0, 1), h0, c0, w_ih, w_hh, b_ih + b_hh)
     want_out, want_h, want_c = plain_lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
 
-    np.testing.assert_allclose(out, want_out, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cache.h[-1], want_h, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cache.c[-1], want_c, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.transpose(1, 2, 0), want_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.h[:, -1].T, want_h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cache.c[-1].T, want_c, rtol=1e-12, atol=1e-12)
 
 
 # 5000: logits far past exp's float32 range; a bias of -200: every exp underflows to 0
@@ -117,7 +117,7 @@ def test_loss_and_scores_match_a_plain_log_softmax(scale, shift):
     arch = Architecture(vocab=9, embed=4, hidden=4, layers=1)
     model = LanguageModel.init(arch, np.random.default_rng(0))
     model.params["decoder.weight"] *= scale
-    model.params["decoder.bias"] += shift
+    model.params["decoder.bias"] += shift + np.random.default_rng(2).normal(size=9).astype("f4")
     rng = np.random.default_rng(1)
     out = rng.normal(size=(6, 4)).astype(np.float32)
     y = rng.integers(0, 9, size=6)
@@ -129,10 +129,13 @@ def test_loss_and_scores_match_a_plain_log_softmax(scale, shift):
     dz = np.exp(log_p)
     dz[np.arange(6), y] -= 1.0
     want_dout = dz @ W / 6
+    want_dW, want_db = dz.T @ out / 6, dz.sum(axis=0) / 6
 
-    loss, dout, _ = model.loss(out, y)
+    loss, dout, decoder = model.loss(out, y)
     scores, ranks = model.score(out, y, ranks=True)
     np.testing.assert_allclose(loss, -want.mean(), rtol=1e-4)
     np.testing.assert_allclose(scores, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dout, want_dout, rtol=1e-3, atol=1e-4 * scale)
+    np.testing.assert_allclose(decoder["decoder.weight"], want_dW, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(decoder["decoder.bias"], want_db, rtol=1e-3, atol=1e-4)
     np.testing.assert_array_equal(ranks, (log_p > want[:, None]).sum(axis=1))

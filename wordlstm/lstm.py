@@ -12,7 +12,13 @@ Per step t, from the input x_t and the previous hidden state h_{t-1}:
 The four gates are stacked as rows of one matrix in PyTorch's order i, f, g, o:
 W_ih is 4H x in and W_hh is 4H x H, so one product gives all four gates at once. The
 inputs of all T steps do not depend on h, so they are projected in a single product before
-the time loop; only h_{t-1} @ W_hh.T is left inside it.
+the time loop; only W_hh @ h_{t-1} is left inside it.
+
+Arrays are feature-major, as in the equations: a layer's input is (in, T, B), one column per
+token, and each step's gates are a (4H, B) block, one column per sequence, so each gate is a
+contiguous block of rows. The backward pass's product in the time loop, W_hh.T @ dgates, then
+has the weights on the left, which OpenBLAS runs 11-18% faster here than the same product
+with the batch on the left (the forward's W_hh @ h_{t-1} is even either way).
 
 The backward pass is backpropagation through time: it walks the steps in reverse, carrying
 dL/dh and dL/dc from step t+1 to step t, and keeps each step's gate gradients so that the
@@ -26,20 +32,24 @@ from wordlstm.backend import xp
 
 
 def split_gates(a: "xp.ndarray") -> tuple:
-    """Views of the i, f, g, o blocks of a (..., 4H) gate array."""
-    H = a.shape[-1] // 4
-    return a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+    """Views of the i, f, g, o blocks of a (..., 4H, B) gate array."""
+    H = a.shape[-2] // 4
+    return a[..., :H, :], a[..., H : 2 * H, :], a[..., 2 * H : 3 * H, :], a[..., 3 * H :, :]
 
 
 @dataclass
 class LayerCache:
     """What the backward pass needs from the forward pass of one layer."""
 
-    x: "xp.ndarray"  # (T, B, in) the layer's input
-    gates: "xp.ndarray"  # (T, B, 4H) i, f, g, o after their nonlinearities
-    h: "xp.ndarray"  # (T+1, B, H) h[0] is the initial state, h[t+1] the output of step t
-    c: "xp.ndarray"  # (T+1, B, H) likewise for the cell state
-    tanh_c: "xp.ndarray"  # (T, B, H) tanh(c_t)
+    x: "xp.ndarray"  # (in, T, B) the layer's input
+    gates: "xp.ndarray"  # (T, 4H, B) i, f, g, o after their nonlinearities
+    h: "xp.ndarray"  # (H, T+1, B) h[:, 0] is the initial state, h[:, t+1] the output of step t
+    c: "xp.ndarray"  # (T+1, H, B) c[0] the initial cell state, c[t+1] that after step t
+    tanh_c: "xp.ndarray"  # (T, H, B) tanh(c_t)
+
+    def state_after(self, steps: "xp.ndarray", columns: "xp.ndarray") -> tuple:
+        """h and c, each (n, H), after step steps[j] of sequence columns[j] of the batch."""
+        return self.h[:, steps + 1, columns].T, self.c[steps + 1, :, columns]
 
 
 def forward(
@@ -50,39 +60,37 @@ def forward(
     w_hh: "xp.ndarray",
     bias: "xp.ndarray",
 ) -> tuple["xp.ndarray", LayerCache]:
-    """Runs the layer over x (T, B, in) from state (h0, c0); returns h_1..h_T (T, B, H)."""
-    T, B, n_in = x.shape
+    """Runs the layer over x (in, T, B) from state h0, c0 (B, H); returns h_1..h_T as (H, T, B)."""
+    n_in, T, B = x.shape
     H = h0.shape[-1]
-    # sigmoid(z) = (1 + tanh(z/2)) / 2: with the rows of i, f and o halved in the weights
-    # and bias, one tanh over all four gates serves them all (one call instead of nine on
-    # column slices, which dominate a small layer's time loop)
+    # sigmoid(z) = (1 + tanh(z/2)) / 2: with the rows of i, f and o halved in the weights and
+    # the bias, one tanh over all four gates serves them all
     scale = xp.full((4 * H, 1), 0.5, dtype=x.dtype)
     scale[2 * H : 3 * H] = 1.0
-    gates = (x.reshape(T * B, n_in) @ (w_ih * scale).T).reshape(T, B, 4 * H)
-    gates += bias * scale[:, 0]
-    h = xp.empty((T + 1, B, H), dtype=x.dtype)
-    c = xp.empty((T + 1, B, H), dtype=x.dtype)
-    tanh_c = xp.empty((T, B, H), dtype=x.dtype)
-    recurrent = xp.empty((B, 4 * H), dtype=x.dtype)
-    ig = xp.empty((B, H), dtype=x.dtype)
-    h[0], c[0] = h0, c0
-    w_hh_t = xp.ascontiguousarray((w_hh * scale).T)  # (H, 4H): BLAS's fastest layout
+    projected = ((w_ih * scale) @ x.reshape(n_in, T * B)).reshape(4 * H, T, B)
+    projected += (bias[:, None] * scale)[:, :, None]
+    w_hh = w_hh * scale
+    gates = xp.empty((T, 4 * H, B), dtype=x.dtype)
+    h = xp.empty((H, T + 1, B), dtype=x.dtype)
+    c = xp.empty((T + 1, H, B), dtype=x.dtype)
+    tanh_c = xp.empty((T, H, B), dtype=x.dtype)
+    ig = xp.empty((H, B), dtype=x.dtype)
+    h[:, 0], c[0] = h0.T, c0.T
     for t in range(T):
         a = gates[t]
-        xp.matmul(h[t], w_hh_t, out=recurrent)
-        a += recurrent
-        xp.tanh(a, out=a)
-        a *= 0.5
-        a += 0.5  # i, f, o are now their sigmoids; g is (1 + g) / 2 ...
+        xp.matmul(w_hh, h[:, t], out=a)
+        a += projected[:, t]
+        xp.tanh(a, out=a)  # g is done; i, f and o hold tanh(z/2) ...
+        for s in (a[: 2 * H], a[3 * H :]):
+            s *= 0.5
+            s += 0.5  # ... and now (1 + tanh(z/2)) / 2 = sigmoid(z)
         i, f, g, o = split_gates(a)
-        g *= 2.0
-        g -= 1.0  # ... and back to tanh
         xp.multiply(f, c[t], out=c[t + 1])
         xp.multiply(i, g, out=ig)
         c[t + 1] += ig
         xp.tanh(c[t + 1], out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=h[t + 1])
-    return h[1:], LayerCache(x, gates, h, c, tanh_c)
+        xp.multiply(o, tanh_c[t], out=h[:, t + 1])
+    return h[:, 1:], LayerCache(x, gates, h, c, tanh_c)
 
 
 def backward(
@@ -95,13 +103,13 @@ def backward(
 ) -> tuple["xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray", "xp.ndarray"]:
     """Backpropagation through time for one layer.
 
-    dh_out (T, B, H) is dL/dh_t from above (the next layer or the decoder); dh_last and
-    dc_last are dL/dh_T and dL/dc_T from beyond the chunk (zero in truncated BPTT).
-    Returns dx (T, B, in), dh0, dc0, dW_ih, dW_hh and dbias (the gradient of both
+    dh_out (H, T, B) is dL/dh_t from above (the next layer or the decoder); dh_last and
+    dc_last (B, H) are dL/dh_T and dL/dc_T from beyond the chunk (zero in truncated BPTT).
+    Returns dx (in, T, B), dh0 and dc0 (B, H), dW_ih, dW_hh and dbias (the gradient of both
     b_ih and b_hh, which enter the gates as one sum).
     """
-    T, B, n_in = cache.x.shape
-    H = dh_out.shape[-1]
+    n_in, T, B = cache.x.shape
+    H = dh_out.shape[0]
     i, f, g, o = split_gates(cache.gates)
     c_prev, tanh_c = cache.c[:-1], cache.tanh_c
     # The local derivatives of every step, computed for all T steps at once. From
@@ -110,8 +118,8 @@ def backward(
     #   i: g * i(1-i)    f: c_{t-1} * f(1-f)    g: i * (1-g^2)    [times dL/dc_t]
     #   o: tanh(c_t) * o(1-o)                                      [times dL/dh_t]
     # and dL/dc_t receives dL/dh_t * o * (1 - tanh(c_t)^2).
-    dgates = xp.empty((T, B, 4, H), dtype=dh_out.dtype)
-    di, df, dg, do = (dgates[:, :, k] for k in range(4))
+    dgates = xp.empty((T, 4 * H, B), dtype=dh_out.dtype)
+    di, df, dg, do = split_gates(dgates)
     for d, s, factor in ((di, i, g), (df, f, c_prev), (do, o, tanh_c)):
         xp.subtract(1.0, s, out=d)
         d *= s
@@ -123,20 +131,23 @@ def backward(
     xp.subtract(1.0, dc_from_h, out=dc_from_h)
     dc_from_h *= o
     # The recursion, from the last step to the first: dL/dh and dL/dc flow back in time.
-    dh = dh_last.copy()
-    dc = dc_last.copy()
-    tmp = xp.empty((B, H), dtype=dh.dtype)
+    dh = xp.ascontiguousarray(dh_last.T)
+    dc = xp.ascontiguousarray(dc_last.T)
+    tmp = xp.empty((H, B), dtype=dh.dtype)
+    w_hh_t = xp.ascontiguousarray(w_hh.T)  # (H, 4H): BLAS's fastest layout for W_hh.T @ dgates
     for t in reversed(range(T)):
-        dh += dh_out[t]
+        dh += dh_out[:, t]
         xp.multiply(dh, dc_from_h[t], out=tmp)
         dc += tmp
-        dgates[t, :, :3] *= dc[:, None, :]  # i, f, g
-        dgates[t, :, 3] *= dh  # o
+        ifg = dgates[t, : 3 * H].reshape(3, H, B)
+        ifg *= dc
+        dgates[t, 3 * H :] *= dh  # o
         dc *= f[t]  # dL/dc_{t-1}
-        xp.matmul(dgates[t].reshape(B, 4 * H), w_hh, out=dh)  # dL/dh_{t-1}
-    flat = dgates.reshape(T * B, 4 * H)
-    dw_ih = flat.T @ cache.x.reshape(T * B, n_in)
-    dw_hh = flat.T @ cache.h[:-1].reshape(T * B, H)
-    dbias = xp.ones(T * B, dtype=flat.dtype) @ flat  # the sum over rows, as one BLAS call
-    dx = (flat @ w_ih).reshape(T, B, n_in)
-    return dx, dh, dc, dw_ih, dw_hh, dbias
+        xp.matmul(w_hh_t, dgates[t], out=dh)  # dL/dh_{t-1}
+    # the weight gradients sum over all T*B columns: the gates as one (4H, T*B) matrix
+    flat = xp.ascontiguousarray(dgates.transpose(1, 0, 2)).reshape(4 * H, T * B)
+    dw_ih = flat @ cache.x.reshape(n_in, T * B).T
+    dw_hh = flat @ cache.h[:, :-1].reshape(H, T * B).T
+    dbias = flat @ xp.ones(T * B, dtype=flat.dtype)  # the sum over columns, as one BLAS call
+    dx = (w_ih.T @ flat).reshape(n_in, T, B)
+    return dx, dh.T, dc.T, dw_ih, dw_hh, dbias

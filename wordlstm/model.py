@@ -169,7 +169,7 @@ class LanguageModel:
         after the last step and a cache for `backward`. Dropout only when rng is given."""
         T, B = inputs.shape
         p = self.dropout
-        x = self.params["encoder.weight"][inputs]
+        x = self.params["encoder.weight"][inputs].transpose(2, 0, 1)  # (E, T, B), as lstm takes it
         masks = [dropout_mask(rng, x.shape, p, self.dtype)]
         if masks[0] is not None:
             x = x * masks[0]
@@ -178,13 +178,13 @@ class LanguageModel:
         for k in range(self.arch.layers):
             x, cache = lstm.forward(x, h_state[k], c_state[k], *self._layer(k))
             caches.append(cache)
-            new_h.append(cache.h[-1])
-            new_c.append(cache.c[-1])
+            new_h.append(cache.h[:, -1].T)
+            new_c.append(cache.c[-1].T)
             mask = dropout_mask(rng, x.shape, p, self.dtype)
             masks.append(mask)
             if mask is not None:
                 x = x * mask
-        out = x.reshape(T * B, self.arch.hidden)
+        out = xp.ascontiguousarray(x.reshape(self.arch.hidden, T * B).T)  # a row per token
         return out, (xp.stack(new_h), xp.stack(new_c)), Cache(inputs, caches, masks, out)
 
     def _layer(self, k: int) -> tuple:
@@ -284,7 +284,7 @@ class LanguageModel:
             dstate = self.zero_state(B)
         grads = dict(decoder_grads)
         dh0, dc0 = [None] * L, [None] * L
-        dx = dout.reshape(T, B, H)
+        dx = dout.T.reshape(H, T, B)
         for k in reversed(range(L)):
             if cache.masks[k + 1] is not None:
                 dx = dx * cache.masks[k + 1]
@@ -302,7 +302,7 @@ class LanguageModel:
         d_embed = grads.get("encoder.weight")
         if d_embed is None:
             d_embed = grads["encoder.weight"] = xp.zeros_like(self.params["encoder.weight"])
-        add_rows(d_embed, cache.inputs.reshape(-1), dx.reshape(T * B, -1))
+        add_rows(d_embed, cache.inputs.reshape(-1), dx.reshape(-1, T * B).T)
         return grads, (xp.stack(dh0), xp.stack(dc0))
 
     def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":

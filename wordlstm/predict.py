@@ -61,8 +61,7 @@ def read_lines(
         ending = np.flatnonzero((lengths - 1 >= start) & (lengths - 1 < start + len(x)))
         steps = lengths[ending] - 1 - start
         for k, layer in enumerate(cache.layers):
-            end_h[k, ending] = layer.h[steps + 1, ending]
-            end_c[k, ending] = layer.c[steps + 1, ending]
+            end_h[k, ending], end_c[k, ending] = layer.state_after(steps, ending)
         if distributions and len(ending):
             nxt[ending] = model.log_probs(out[steps * B + ending])
     return Reading([scores[:n, b] for b, n in enumerate(lengths)], nxt, (end_h, end_c))
