@@ -195,40 +195,50 @@ class LanguageModel:
             p[f"rnn.bias_ih_l{k}"] + p[f"rnn.bias_hh_l{k}"],
         )
 
-    def _softmax_blocks(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False):
+    def _softmax_blocks(
+        self,
+        out: "xp.ndarray",
+        targets: "xp.ndarray",
+        ranks: bool = False,
+        bias_apart: bool = False,
+    ):
         """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
         Yields (first row, targets, e, sums, true, rank) per block: e = exp(z - shift) for the
         logits z, sums its row sums, true the targets' z - shift, and (if asked) each target's
-        rank among the logits. log p(target) = true - log(sums)."""
-        N, V = out.shape[0], self.decoder_weight.shape[0]
+        rank among the logits. log p(target) = true - log(sums).
+
+        With bias_apart, e leaves out the bias: e = exp(h W^T) and sums = e @ exp(b - max b),
+        which saves a pass over the (n, V) block where only sums and true are wanted."""
+        W, b = self.decoder_weight, self.params["decoder.bias"]
+        N, V = out.shape[0], W.shape[0]
         targets = targets.reshape(N)
         rows = min(N, max(1, _DECODER_CELLS // V))
         block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
-        ones = xp.ones(V, dtype=out.dtype)  # row sums as one BLAS call: 3x numpy's sum here
+        # the row sums as one BLAS call (3x numpy's sum here), of e weighted by the bias's factor
+        log_weight = b - b.max() if bias_apart else xp.zeros_like(b)
+        weight = xp.exp(log_weight)
         for s in range(0, N, rows):
             h, y = out[s : s + rows], targets[s : s + rows]
-            z = self._logits(h, block[: len(y)])
-            true = z[xp.arange(len(y)), y]
-            rank = (z > true[:, None]).sum(axis=1) if ranks else None
-            with xp.errstate(over="ignore", under="ignore"):
+            z = xp.matmul(h, W.T, out=block[: len(y)])
+            if not bias_apart:
+                z += b
+            true = z[xp.arange(len(y)), y] + log_weight[y]
+            rank = None
+            if ranks:
+                rank = (z + log_weight > true[:, None]).sum(axis=1)
+            with xp.errstate(over="ignore", under="ignore", invalid="ignore"):
                 xp.exp(z, out=z)
-            sums = z @ ones
+                sums = z @ weight
             # exp leaves float32's range past a logit of about +-88; the usual block never
             # comes near, so the shift by each row's max is only made where the sums show it
             if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
-                z = self._logits(h, z)
-                top = z.max(axis=1)
-                z -= top[:, None]
-                true -= top
+                z = xp.matmul(h, W.T, out=z)
+                z += b
+                z -= z.max(axis=1)[:, None]
+                true = z[xp.arange(len(y)), y]
                 xp.exp(z, out=z)
-                sums = z @ ones
+                sums = z.sum(axis=1)
             yield s, y, z, sums, true, rank
-
-    def _logits(self, h: "xp.ndarray", out: "xp.ndarray") -> "xp.ndarray":
-        """z = h @ W.T + b, written into out."""
-        z = xp.matmul(h, self.decoder_weight.T, out=out)
-        z += self.params["decoder.bias"]
-        return z
 
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
@@ -266,7 +276,7 @@ class LanguageModel:
         N = out.shape[0]
         log_probs = xp.empty(N, dtype=xp.float64)
         rank = xp.empty(N, dtype=xp.int64) if ranks else None
-        for s, y, _, sums, true, r in self._softmax_blocks(out, targets, ranks):
+        for s, y, _, sums, true, r in self._softmax_blocks(out, targets, ranks, bias_apart=True):
             log_probs[s : s + len(y)] = true - xp.log(sums)
             if ranks:
                 rank[s : s + len(y)] = r
