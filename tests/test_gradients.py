@@ -6,6 +6,7 @@ import pytest
 
 from wordlstm import lstm
 from wordlstm.model import Architecture, LanguageModel
+from wordlstm.optim import SGD, RowGradient, dense, global_norm
 
 
 def two_chunk_loss(model, chunks, dropout_seed):
@@ -24,7 +25,7 @@ def two_chunk_loss(model, chunks, dropout_seed):
     for cache, dout, dec in reversed(steps):
         g, dstate = model.backward(cache, dout, dec, dstate)
         for n, v in g.items():
-            grads[n] += v
+            grads[n] += dense(v)
     return total, grads
 
 
@@ -139,3 +140,22 @@ def test_loss_and_scores_match_a_plain_log_softmax(scale, shift):
     np.testing.assert_allclose(decoder["decoder.weight"], want_dW, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(decoder["decoder.bias"], want_db, rtol=1e-3, atol=1e-4)
     np.testing.assert_array_equal(ranks, (log_p > want[:, None]).sum(axis=1))
+
+
+def test_the_untied_embedding_gradient_keeps_only_the_chunks_rows_and_updates_alike():
+    arch = Architecture(vocab=50, embed=4, hidden=3, layers=1)
+    model = LanguageModel.init(arch, np.random.default_rng(0))
+    x = np.array([[3, 7], [7, 7], [41, 3]])
+    out, _, cache = model.forward(x, model.zero_state(2))
+    grads, _ = model.backward(cache, *model.loss(out, np.array([[1, 2], [3, 4], [5, 6]]))[1:])
+    sparse = grads["encoder.weight"]
+    assert isinstance(sparse, RowGradient)
+    assert sparse.ids.tolist() == [3, 7, 41]
+    full = {n: dense(g).copy() for n, g in grads.items()}
+    assert np.count_nonzero(np.abs(full["encoder.weight"]).sum(axis=1)) == 3
+    assert global_norm(grads) == pytest.approx(global_norm(full), rel=1e-6)
+
+    before = {n: p.copy() for n, p in model.params.items()}
+    SGD(model.params, lr=0.7).step(grads, scale=0.5)
+    for name, p in model.params.items():
+        np.testing.assert_allclose(p, before[name] - 0.35 * full[name], rtol=1e-6, atol=1e-7)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from wordlstm import lstm
 from wordlstm.backend import DTYPE, xp
 from wordlstm.errors import BadInput
+from wordlstm.optim import RowGradient
 
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
 # float32 while keeping the products large enough for BLAS to run near its peak.
@@ -308,11 +309,14 @@ class LanguageModel:
             grads[f"rnn.bias_hh_l{k}"] = dbias.copy()
         if cache.masks[0] is not None:
             dx = dx * cache.masks[0]
-        # with tied weights the decoder's gradient for this matrix is already there
-        d_embed = grads.get("encoder.weight")
-        if d_embed is None:
-            d_embed = grads["encoder.weight"] = xp.zeros_like(self.params["encoder.weight"])
-        add_rows(d_embed, cache.inputs.reshape(-1), dx.reshape(-1, T * B).T)
+        rows = dx.reshape(-1, T * B).T  # the gradient at each token's embedding
+        if self.arch.tied:  # the decoder's gradient for this matrix is already there
+            add_rows(grads["encoder.weight"], cache.inputs.reshape(-1), rows)
+        else:  # only the rows of the chunk's tokens are nonzero
+            ids, where = xp.unique(cache.inputs, return_inverse=True)
+            d_embed = xp.zeros((len(ids), rows.shape[1]), dtype=rows.dtype)
+            add_rows(d_embed, where.reshape(-1), rows)
+            grads["encoder.weight"] = RowGradient(ids, d_embed, self.params["encoder.weight"].shape)
         return grads, (xp.stack(dh0), xp.stack(dc0))
 
     def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":

@@ -5,9 +5,32 @@ import math
 from wordlstm.backend import xp
 
 
+class RowGradient:
+    """A gradient that is zero but in a few rows, kept as those rows: the embedding's, whose
+    only nonzero rows are the chunk's tokens' (a few hundred of 10,000), so the optimizer and
+    the norm need not pass over the whole matrix."""
+
+    def __init__(self, ids: "xp.ndarray", rows: "xp.ndarray", shape: tuple) -> None:
+        self.ids = ids  # distinct row numbers
+        self.rows = rows  # rows[k] is the gradient's row ids[k]
+        self.shape = shape
+
+    def dense(self) -> "xp.ndarray":
+        """The gradient as a full array."""
+        out = xp.zeros(self.shape, dtype=self.rows.dtype)
+        out[self.ids] = self.rows
+        return out
+
+
+def dense(g) -> "xp.ndarray":
+    """A gradient as a full array, whether or not it is a RowGradient."""
+    return g.dense() if isinstance(g, RowGradient) else g
+
+
 def global_norm(grads: dict) -> float:
     """The joint L2 norm of all gradients, as if they were one vector."""
-    return math.sqrt(sum(float(xp.vdot(g, g)) for g in grads.values()))
+    nonzero = (g.rows if isinstance(g, RowGradient) else g for g in grads.values())
+    return math.sqrt(sum(float(xp.vdot(g, g)) for g in nonzero))
 
 
 def clip_scale(norm: float, max_norm: float) -> float:
@@ -30,6 +53,10 @@ class SGD:
         """One update with the gradients times scale (the clipping factor)."""
         for name, p in self.params.items():
             g = grads[name]
+            if isinstance(g, RowGradient):
+                g.rows *= self.lr * scale
+                p[g.ids] -= g.rows
+                continue
             g *= self.lr * scale  # the gradients are spent after the step: scale them in place
             p -= g
 
@@ -59,7 +86,7 @@ class Adam:
         b1, b2 = self.beta1, self.beta2
         step = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         for name, p in self.params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
+            g, m, v = dense(grads[name]), self.m[name], self.v[name]
             if scale != 1.0:
                 g *= scale
             m *= b1
