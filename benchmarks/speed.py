@@ -198,8 +198,9 @@ def training_memory_mb(config: str) -> dict[str, float]:
     params += sum(4 * hidden * ((embed if k == 0 else hidden) + hidden + 2) for k in range(layers))
     # forward, kept for backward: the embeddings, and per layer the gates, h, c and tanh(c)
     activations = n * embed + layers * 7 * n * hidden
-    # backward, one layer at a time: gate gradients, dL/dc from h, dx, and dL/d(output)
-    backward = 4 * n * hidden + n * hidden + n * max(embed, hidden) + n * hidden
+    # backward, one layer at a time: gate gradients (step-major, then as one matrix for the
+    # weight gradients), dL/dc from h, dx, and dL/d(output)
+    backward = 2 * 4 * n * hidden + n * hidden + n * max(embed, hidden) + n * hidden
     logits = min(n * V, 8 * 1024 * 1024)
     mb = {
         "parameters": params,
