@@ -51,16 +51,25 @@ def run(
     return proc
 
 
-def tiny_job(files: list[Path], model: Path, *, epochs: int = 3, resume: bool = False, **recipe):
-    """The job of `wordlstm train FILES *TINY --epochs N --model PATH [--resume]`, to run
-    in-process with `pipeline.train_files` (same defaults, so the two can resume each other)."""
+def tiny_job(
+    files: list[Path],
+    model: Path,
+    *,
+    epochs: int = 3,
+    resume: bool = False,
+    dropout: float | None = None,
+    **recipe,
+):
+    """The job of `wordlstm train FILES *TINY --epochs N --model PATH [--resume]
+    [--dropout D]`, to run in-process with `pipeline.train_files` (same defaults, so the two
+    can resume each other)."""
     from wordlstm.pipeline import ModelSettings, TrainJob
     from wordlstm.train import Recipe
 
     return TrainJob(
         files=[str(f) for f in files],
         model=str(model),
-        net=ModelSettings(embed=16, hidden=16, layers=1),
+        net=ModelSettings(embed=16, hidden=16, layers=1, dropout=dropout),
         recipe=Recipe(epochs=epochs, bptt=6, batch_size=4, **recipe),
         resume=resume,
     )

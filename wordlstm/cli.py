@@ -76,7 +76,7 @@ def train(
     dropout: float = typer.Option(
         None,
         help="dropout on the embeddings, between layers and before the decoder "
-        "[default: 0.5 up to 10 training tokens per vocabulary word, 0.1 less per doubling]",
+        "[default: 0.6 up to 12 training tokens per vocabulary word, 0.4 less per doubling]",
     ),
     tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
     forget_bias: float = typer.Option(0.0, help="added to the forget gates' initial bias"),

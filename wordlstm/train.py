@@ -28,22 +28,26 @@ from wordlstm.predict import evaluate
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
 LR_DIVISOR = 4.0  # after an SGD epoch that did not improve, and after a divergence
 MAX_RETRIES = 3  # divergences of one epoch before training gives up
-DROPOUT_SMALL_CORPUS = 0.5  # up to DROPOUT_FULL_UNTIL training tokens per vocabulary word
-DROPOUT_FULL_UNTIL = 10  # then 0.1 less for each doubling
+DROPOUT_SMALL_CORPUS = 0.6  # up to DROPOUT_FULL_UNTIL training tokens per vocabulary word
+DROPOUT_FULL_UNTIL = 12  # then DROPOUT_PER_DOUBLING less for each doubling
+DROPOUT_PER_DOUBLING = 0.4
 AVERAGE_FROM = 0.6  # averaging begins after this share of the budget even without a plateau
 AVERAGE_EVERY = 10  # the average takes the weights after every 10th step of an epoch (its
 # first included): neighbouring steps' weights hardly differ, and adding all of them cost ~6%
 
 
 def default_dropout(train_tokens: int, vocab: int) -> float:
-    """The dropout when --dropout is not given: 0.5 up to 10 training tokens per vocabulary
-    word, then 0.1 less for each doubling, rounded to a tenth (PTB's 12 per word: 0.5,
-    WikiText-2's 17: 0.4; 0 from about 230, e.g. 3M tokens of a 10,000-word vocabulary).
+    """The dropout when --dropout is not given: 0.6 up to 12 training tokens per vocabulary
+    word, then 0.4 less for each doubling, rounded to a tenth (PTB's 12 per word: 0.6,
+    WikiText-2's 17: 0.4; none from about 40 per word, e.g. 400k tokens of a 10,000-word
+    vocabulary, as Zaremba et al.'s small 2 x 200 model has none on PTB's 93 per word).
     The more often a model of a given size sees each word, the less it overfits and the
-    less regularisation it needs: at 2 x 200, PTB does best with 0.5 and WikiText-2 with 0.4
-    (README, "Quality"); the demo corpus, 671 tokens per word, learns its rule only without."""
+    less regularisation it needs: at 2 x 200, PTB does best with 0.6 (of 0.4-0.7) and
+    WikiText-2 with 0.4 (of 0.4 and 0.5) (README, "Quality"); the demo corpus, 671 tokens
+    per word, learns its rule only without."""
     doublings = math.log2(max(train_tokens, 1) / max(vocab, 1) / DROPOUT_FULL_UNTIL)
-    return round(min(DROPOUT_SMALL_CORPUS, max(0.0, DROPOUT_SMALL_CORPUS - 0.1 * doublings)), 1)
+    dropout = DROPOUT_SMALL_CORPUS - DROPOUT_PER_DOUBLING * doublings
+    return round(min(DROPOUT_SMALL_CORPUS, max(0.0, dropout)), 1)
 
 
 @dataclass
