@@ -39,12 +39,12 @@ AVERAGE_EVERY = 10  # the average takes the weights after every 10th step of an 
 def default_dropout(train_tokens: int, vocab: int) -> float:
     """The dropout when --dropout is not given: 0.6 up to 12 training tokens per vocabulary
     word, then 0.4 less for each doubling, rounded to a tenth (PTB's 12 per word: 0.6,
-    WikiText-2's 17: 0.4; none from about 40 per word, e.g. 400k tokens of a 10,000-word
+    WikiText-2's 17: 0.4; none from about 32 per word, e.g. 320k tokens of a 10,000-word
     vocabulary, as Zaremba et al.'s small 2 x 200 model has none on PTB's 93 per word).
     The more often a model of a given size sees each word, the less it overfits and the
-    less regularisation it needs: at 2 x 200, PTB does best with 0.6 (of 0.4-0.7) and
-    WikiText-2 with 0.4 (of 0.4 and 0.5) (README, "Quality"); the demo corpus, 671 tokens
-    per word, learns its rule only without."""
+    less regularisation it needs: at 2 x 200, PTB does better with 0.6 than with 0.4, 0.5 or
+    0.7, and WikiText-2 with 0.4 than with 0.5 (README, "Quality"); the demo corpus, 671
+    tokens per word, learns its rule only without."""
     doublings = math.log2(max(train_tokens, 1) / max(vocab, 1) / DROPOUT_FULL_UNTIL)
     dropout = DROPOUT_SMALL_CORPUS - DROPOUT_PER_DOUBLING * doublings
     return round(min(DROPOUT_SMALL_CORPUS, max(0.0, dropout)), 1)
