@@ -93,6 +93,20 @@ def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> Non
     xp.add.at(target.reshape(-1), index.reshape(-1), rows.reshape(-1))
 
 
+def decoder_block(params: dict, arch: Architecture) -> "xp.ndarray":
+    """Moves the decoder's weight W (V, H) and bias b into one (V, H + 2) array [W | b | 1]
+    and leaves views of it in params. The logits z = [h, 1] @ [W | b]^T then come with their
+    bias out of one product, and e @ [W | b | 1] gives e @ W and the row sums of e at once:
+    two passes over the (rows, V) block of the softmax fewer."""
+    name = "encoder.weight" if arch.tied else "decoder.weight"
+    W, b = params[name], params["decoder.bias"]
+    H = W.shape[1]
+    block = xp.empty((W.shape[0], H + 2), dtype=W.dtype)
+    block[:, :H], block[:, H], block[:, H + 1] = W, b, 1.0
+    params[name], params["decoder.bias"] = block[:, :H], block[:, H]
+    return block
+
+
 class LanguageModel:
     """An LSTM language model with a hand-written forward and backward pass."""
 
@@ -100,6 +114,7 @@ class LanguageModel:
         self.arch = arch
         self.params = params
         self.dropout = dropout
+        self._decoder = decoder_block(params, arch)
 
     @classmethod
     def init(
@@ -197,70 +212,66 @@ class LanguageModel:
         )
 
     def _softmax_blocks(
-        self,
-        out: "xp.ndarray",
-        targets: "xp.ndarray",
-        ranks: bool = False,
-        bias_apart: bool = False,
+        self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False, grad: bool = False
     ):
         """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
-        Yields (first row, targets, e, sums, true, rank) per block: e = exp(z - shift) for the
-        logits z, sums its row sums, true the targets' z - shift, and (if asked) each target's
-        rank among the logits. log p(target) = true - log(sums).
-
-        With bias_apart, e leaves out the bias: e = exp(h W^T) and sums = e @ exp(b - max b),
-        which saves a pass over the (n, V) block where only sums and true are wanted."""
-        W, b = self.decoder_weight, self.params["decoder.bias"]
-        N, V = out.shape[0], W.shape[0]
+        Yields (first row, targets, e, true, rank, right) per block: e = exp(z - shift) for
+        the logits z, true the targets' z - shift, each target's rank among the logits (if
+        asked), and right = e @ [W | b | 1] when grad (the gradient needs e @ W) or else
+        e @ 1. Either way the row sums of e are right's last column (or right itself), and
+        log p(target) = true - log(sums)."""
+        H, V = self.arch.hidden, self.arch.vocab
+        N = out.shape[0]
         targets = targets.reshape(N)
         rows = min(N, max(1, _DECODER_CELLS // V))
         block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
-        # the row sums as one BLAS call (3x numpy's sum here), of e weighted by the bias's factor
-        log_weight = b - b.max() if bias_apart else xp.zeros_like(b)
-        weight = xp.exp(log_weight)
+        h1 = xp.ones((rows, H + 1), dtype=out.dtype)  # [h, 1], for the bias
+        w_b = self._decoder[:, : H + 1]
+        # the sums as a product too (one BLAS call, 3x numpy's sum here)
+        right = self._decoder if grad else self._decoder[:, H + 1]
         for s in range(0, N, rows):
-            h, y = out[s : s + rows], targets[s : s + rows]
-            z = xp.matmul(h, W.T, out=block[: len(y)])
-            if not bias_apart:
-                z += b
-            true = z[xp.arange(len(y)), y] + log_weight[y]
-            rank = None
-            if ranks:
-                rank = (z + log_weight > true[:, None]).sum(axis=1)
+            y = targets[s : s + rows]
+            n = len(y)
+            h1[:n, :H] = out[s : s + n]
+            z = xp.matmul(h1[:n], w_b.T, out=block[:n])
+            true = z[xp.arange(n), y]
+            rank = (z > true[:, None]).sum(axis=1) if ranks else None
             with xp.errstate(over="ignore", under="ignore", invalid="ignore"):
                 xp.exp(z, out=z)
-                sums = z @ weight
+                prod = z @ right
+            sums = prod[:, -1] if grad else prod
             # exp leaves float32's range past a logit of about +-88; the usual block never
             # comes near, so the shift by each row's max is only made where the sums show it
             if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
-                z = xp.matmul(h, W.T, out=z)
-                z += b
+                z = xp.matmul(h1[:n], w_b.T, out=z)
                 z -= z.max(axis=1)[:, None]
-                true = z[xp.arange(len(y)), y]
+                true = z[xp.arange(n), y]
                 xp.exp(z, out=z)
-                sums = z.sum(axis=1)
-            yield s, y, z, sums, true, rank
+                prod = z @ right
+            yield s, y, z, true, rank, prod
 
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
         gradient. Returns the loss, dL/dout and the decoder's gradients."""
         W = self.decoder_weight
-        N = out.shape[0]
+        N, H = out.shape
         dout = xp.empty_like(out)
-        dW = xp.empty_like(W)
-        db = xp.zeros_like(self.params["decoder.bias"])
+        dW = xp.empty(W.shape, dtype=W.dtype)
+        db = xp.zeros(self.arch.vocab, dtype=W.dtype)
         total = 0.0
-        for s, y, e, sums, true, _ in self._softmax_blocks(out, targets):
+        for s, y, e, true, _, right in self._softmax_blocks(out, targets, grad=True):
             n = len(y)
             h = out[s : s + n]
+            sums = right[:, -1]
             total += float(xp.sum(xp.log(sums) - true))
             # dL/dz = (softmax - onehot) / N = r * (e - sums * onehot) with r = 1 / (N sums)
-            # per row: the target entries change in place, and r scales the small (n, H)
-            # sides of the products instead of the (n, V) block
+            # per row. So dL/dh = r * (e @ W) - W[y] / N, with e @ W from the block's product;
+            # for dL/dW the target entries of e change in place, and r scales the small (n, H)
+            # side of the product instead of the (n, V) block
             r = 1.0 / (sums * N)
+            xp.multiply(right[:, :H], r[:, None], out=dout[s : s + n])
+            dout[s : s + n] -= W[y] * (1.0 / N)
             e[xp.arange(n), y] -= sums
-            xp.matmul(e, W, out=dout[s : s + n])
-            dout[s : s + n] *= r[:, None]
             h_r = h * r[:, None]
             if s == 0:
                 xp.matmul(e.T, h_r, out=dW)
@@ -277,7 +288,7 @@ class LanguageModel:
         N = out.shape[0]
         log_probs = xp.empty(N, dtype=xp.float64)
         rank = xp.empty(N, dtype=xp.int64) if ranks else None
-        for s, y, _, sums, true, r in self._softmax_blocks(out, targets, ranks, bias_apart=True):
+        for s, y, _, true, r, sums in self._softmax_blocks(out, targets, ranks):
             log_probs[s : s + len(y)] = true - xp.log(sums)
             if ranks:
                 rank[s : s + len(y)] = r
