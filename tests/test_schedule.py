@@ -123,3 +123,19 @@ def test_train_files_picks_the_dropout_by_how_often_each_word_is_seen(
         expected = default_dropout(result.train_tokens, result.vocab) if model == "auto" else 0.25
         assert dropout == expected
     assert default_dropout(result.train_tokens, result.vocab) == 0.0
+
+
+def test_the_default_model_starts_with_its_forget_gates_open():
+    """The default forget-gate bias (1) goes into the forget rows of each layer's bias and
+    nowhere else: a fresh cell keeps sigmoid(1) = 73% of its state per step, not half."""
+    arch = Architecture(vocab=30, embed=16, hidden=16, layers=2)
+    bias = ModelSettings().forget_bias
+    opened = LanguageModel.init(arch, np.random.default_rng(0), forget_bias=bias)
+    plain = LanguageModel.init(arch, np.random.default_rng(0))
+    H = arch.hidden
+    for name, p in opened.params.items():
+        delta = p - plain.params[name]
+        if name.startswith("rnn.bias_hh"):
+            assert np.allclose(delta[H : 2 * H], 1.0), name
+            delta[H : 2 * H] = 0.0
+        assert not delta.any(), name

@@ -79,7 +79,9 @@ def train(
         "[default: 0.6 up to 12 training tokens per vocabulary word, 0.4 less per doubling]",
     ),
     tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
-    forget_bias: float = typer.Option(0.0, help="added to the forget gates' initial bias"),
+    forget_bias: float = typer.Option(
+        1.0, help="added to the forget gates' initial bias, so that the cells start out remembering"
+    ),
     bptt: int = typer.Option(35, help="steps of backpropagation through time per chunk"),
     batch_size: int = typer.Option(20, help="parallel streams per step"),
     epochs: int = typer.Option(40, help="passes over the training text"),

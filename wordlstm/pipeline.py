@@ -36,7 +36,7 @@ class ModelSettings:
     layers: int = 2
     dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
-    forget_bias: float = 0.0
+    forget_bias: float = 1.0  # long-range rules are learnt sooner (README, "The demo")
 
 
 @dataclass
@@ -158,7 +158,7 @@ def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
     """What config.json records about how the model was trained."""
     return {
         "tokenizer": asdict(job.tokenizer),
-        "recipe": {**asdict(job.recipe), "seed": job.seed},
+        "recipe": {**asdict(job.recipe), "forget_bias": job.net.forget_bias, "seed": job.seed},
         "data": {
             "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
             "valid": job.valid,
