@@ -36,7 +36,7 @@ class ModelSettings:
     layers: int = 2
     dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
-    forget_bias: float = 1.0  # long-range rules are learnt sooner (README, "The demo")
+    forget_bias: float = 1.0  # cells start out remembering: see README, "train"
 
 
 @dataclass
