@@ -1,6 +1,6 @@
 """The recipe's rules: the learning-rate schedule and when averaging begins (with the
-validation perplexities scripted so that each rule is exercised on its own), and the
-default dropout."""
+validation perplexities scripted so that each rule is exercised on its own), the default
+dropout and the default forget-gate bias."""
 
 import json
 from dataclasses import replace
