@@ -4,9 +4,10 @@ against a plain step-by-step reading of the gate equations."""
 import numpy as np
 import pytest
 
+import wordlstm.model
 from wordlstm import lstm
 from wordlstm.model import Architecture, LanguageModel
-from wordlstm.optim import SGD, RowGradient, dense, global_norm
+from wordlstm.optim import SGD, Adam, RowGradient, dense, global_norm
 
 
 def two_chunk_loss(model, chunks, dropout_seed):
@@ -111,9 +112,15 @@ def test_fused_forward_equals_the_plain_gate_equations():
     np.testing.assert_allclose(cache.c[-1].T, want_c, rtol=1e-12, atol=1e-12)
 
 
-# 5000: logits far past exp's float32 range; a bias of -200: every exp underflows to 0
-@pytest.mark.parametrize(("scale", "shift"), [(1.0, 0.0), (5000.0, 0.0), (1.0, -200.0)])
-def test_loss_and_scores_match_a_plain_log_softmax(scale, shift):
+# 5000: logits far past exp's float32 range; a bias of -200: every exp underflows to 0;
+# 20 cells: the softmax in three blocks of two rows instead of one
+@pytest.mark.parametrize(
+    ("scale", "shift", "cells"),
+    [(1.0, 0.0, None), (5000.0, 0.0, None), (1.0, -200.0, None), (1.0, 0.0, 20)],
+)
+def test_loss_and_scores_match_a_plain_log_softmax(scale, shift, cells, monkeypatch):
+    if cells is not None:
+        monkeypatch.setattr(wordlstm.model, "_DECODER_CELLS", cells)
     arch = Architecture(vocab=9, embed=4, hidden=4, layers=1)
     model = LanguageModel.init(arch, np.random.default_rng(0))
     model.params["decoder.weight"] *= scale
@@ -158,3 +165,26 @@ def test_the_untied_embedding_gradient_keeps_only_the_chunks_rows_and_updates_al
     SGD(model.params, lr=0.7).step(grads, scale=0.5)
     for name, p in model.params.items():
         np.testing.assert_allclose(p, before[name] - 0.35 * full[name], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("optimizer", [SGD, Adam])
+def test_updates_reach_the_decoder_block_that_the_softmax_reads(tied, optimizer):
+    # The softmax reads the decoder from one block [W^T; b; 1] that the parameters are views
+    # of; log_probs reads the parameters themselves. After updates in place the two agree.
+    arch = Architecture(vocab=30, embed=6, hidden=6, layers=1, tied=tied)
+    model = LanguageModel.init(arch, np.random.default_rng(0))
+    opt = optimizer(model.params, lr=0.5)
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 30, size=(5, 2)), rng.integers(0, 30, size=(5, 2))
+    before = model.decoder_weight.copy()
+    for _ in range(3):
+        out, _, cache = model.forward(x, model.zero_state(2))
+        _, dout, dec = model.loss(out, y)
+        grads, _ = model.backward(cache, dout, dec)
+        opt.step(grads, scale=0.7)
+    assert np.abs(model.decoder_weight - before).max() > 1e-3  # the updates did land
+    out, _, _ = model.forward(x, model.zero_state(2))
+    scores, _ = model.score(out, y)
+    want = model.log_probs(out)[np.arange(10), y.reshape(-1)]
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)

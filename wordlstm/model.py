@@ -85,25 +85,30 @@ def dropout_mask(rng, shape: tuple, p: float, dtype) -> "xp.ndarray | None":
 def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> None:
     """target[ids] += rows, with the rows of repeated ids all added: the embedding's
     gradient. np.add.at over flat element indices, whose 1-D fast path is about twice as
-    fast as add.at over rows."""
-    if not target.flags.c_contiguous:
-        raise ValueError("add_rows needs a C-contiguous target")
-    width = target.shape[1]
-    index = ids.astype(xp.int64)[:, None] * width + xp.arange(width)
-    xp.add.at(target.reshape(-1), index.reshape(-1), rows.reshape(-1))
+    fast as add.at over rows. The target's memory must be one block, in row or column order
+    (the tied embedding's gradient is the decoder's, a column-order view)."""
+    flat = target.ravel(order="K")
+    if not xp.may_share_memory(flat, target):  # ravel copies what is not one block
+        raise ValueError("add_rows needs a target whose memory is one block")
+    row_step, column_step = (s // target.itemsize for s in target.strides)
+    index = ids.astype(xp.int64)[:, None] * row_step + xp.arange(target.shape[1]) * column_step
+    xp.add.at(flat, index.reshape(-1), rows.reshape(-1))
 
 
 def decoder_block(params: dict, arch: Architecture) -> "xp.ndarray":
-    """Moves the decoder's weight W (V, H) and bias b into one (V, H + 2) array [W | b | 1]
-    and leaves views of it in params. The logits z = [h, 1] @ [W | b]^T then come with their
-    bias out of one product, and e @ [W | b | 1] gives e @ W and the row sums of e at once:
-    two passes over the (rows, V) block of the softmax fewer."""
+    """Moves the decoder's weight W (V, H) and bias b into one (H + 2, V) array, the rows
+    [W^T; b; 1], and leaves views of it in params. The logits z = [h, 1] @ [W^T; b] then
+    come with their bias out of one product, e @ [W^T; b; 1]^T gives e @ W and the row sums
+    of e at once, and the gradient [dW^T; db] is one product too. Rows rather than columns:
+    W's view is then one stretch of memory (in column order), which NumPy's elementwise
+    passes (the optimizer's) cover at full speed; a view with gaps at each row's end they
+    walk row by row, 5-8x slower here."""
     name = "encoder.weight" if arch.tied else "decoder.weight"
     W, b = params[name], params["decoder.bias"]
     H = W.shape[1]
-    block = xp.empty((W.shape[0], H + 2), dtype=W.dtype)
-    block[:, :H], block[:, H], block[:, H + 1] = W, b, 1.0
-    params[name], params["decoder.bias"] = block[:, :H], block[:, H]
+    block = xp.empty((H + 2, W.shape[0]), dtype=W.dtype)
+    block[:H], block[H], block[H + 1] = W.T, b, 1.0
+    params[name], params["decoder.bias"] = block[:H].T, block[H]
     return block
 
 
@@ -185,7 +190,7 @@ class LanguageModel:
         after the last step and a cache for `backward`. Dropout only when rng is given."""
         T, B = inputs.shape
         p = self.dropout
-        x = self.params["encoder.weight"][inputs].transpose(2, 0, 1)  # (E, T, B), as lstm takes it
+        x = self.params["encoder.weight"].T[:, inputs]  # (E, T, B), as lstm takes it
         masks = [dropout_mask(rng, x.shape, p, self.dtype)]
         if masks[0] is not None:
             x = x * masks[0]
@@ -217,23 +222,23 @@ class LanguageModel:
         """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
         Yields (first row, targets, e, true, rank, right) per block: e = exp(z - shift) for
         the logits z, true the targets' z - shift, each target's rank among the logits (if
-        asked), and right = e @ [W | b | 1] when grad (the gradient needs e @ W) or else
-        e @ 1. Either way the row sums of e are right's last column (or right itself), and
-        log p(target) = true - log(sums)."""
+        asked), and right = e @ [W^T; b; 1]^T = [e @ W, e @ b, e @ 1] when grad (the gradient
+        needs e @ W) or else e @ 1. Either way the row sums of e are right's last column (or
+        right itself), and log p(target) = true - log(sums)."""
         H, V = self.arch.hidden, self.arch.vocab
         N = out.shape[0]
         targets = targets.reshape(N)
         rows = min(N, max(1, _DECODER_CELLS // V))
         block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
         h1 = xp.ones((rows, H + 1), dtype=out.dtype)  # [h, 1], for the bias
-        w_b = self._decoder[:, : H + 1]
+        w_b = self._decoder[: H + 1]
         # the sums as a product too (one BLAS call, 3x numpy's sum here)
-        right = self._decoder if grad else self._decoder[:, H + 1]
+        right = self._decoder.T if grad else self._decoder[H + 1]
         for s in range(0, N, rows):
             y = targets[s : s + rows]
             n = len(y)
             h1[:n, :H] = out[s : s + n]
-            z = xp.matmul(h1[:n], w_b.T, out=block[:n])
+            z = xp.matmul(h1[:n], w_b, out=block[:n])
             true = z[xp.arange(n), y]
             rank = (z > true[:, None]).sum(axis=1) if ranks else None
             with xp.errstate(over="ignore", under="ignore", invalid="ignore"):
@@ -243,7 +248,7 @@ class LanguageModel:
             # exp leaves float32's range past a logit of about +-88; the usual block never
             # comes near, so the shift by each row's max is only made where the sums show it
             if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
-                z = xp.matmul(h1[:n], w_b.T, out=z)
+                z = xp.matmul(h1[:n], w_b, out=z)
                 z -= z.max(axis=1)[:, None]
                 true = z[xp.arange(n), y]
                 xp.exp(z, out=z)
@@ -253,33 +258,32 @@ class LanguageModel:
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
         gradient. Returns the loss, dL/dout and the decoder's gradients."""
-        W = self.decoder_weight
         N, H = out.shape
+        W_t = self._decoder[:H]  # W^T, (H, V)
         dout = xp.empty_like(out)
-        dW = xp.empty(W.shape, dtype=W.dtype)
-        db = xp.zeros(self.arch.vocab, dtype=W.dtype)
+        d_block = xp.empty((H + 1, self.arch.vocab), dtype=out.dtype)  # [dW^T; db]
         total = 0.0
         for s, y, e, true, _, right in self._softmax_blocks(out, targets, grad=True):
             n = len(y)
-            h = out[s : s + n]
             sums = right[:, -1]
             total += float(xp.sum(xp.log(sums) - true))
             # dL/dz = (softmax - onehot) / N = r * (e - sums * onehot) with r = 1 / (N sums)
             # per row. So dL/dh = r * (e @ W) - W[y] / N, with e @ W from the block's product;
-            # for dL/dW the target entries of e change in place, and r scales the small (n, H)
-            # side of the product instead of the (n, V) block
+            # for [dW^T; db] = [h, 1]^T @ dL/dz the target entries of e change in place, and r
+            # scales the small (n, H + 1) side of the product instead of the (n, V) block
             r = 1.0 / (sums * N)
             xp.multiply(right[:, :H], r[:, None], out=dout[s : s + n])
-            dout[s : s + n] -= W[y] * (1.0 / N)
+            dout[s : s + n] -= W_t[:, y].T * (1.0 / N)
             e[xp.arange(n), y] -= sums
-            h_r = h * r[:, None]
+            h1_r = xp.empty((n, H + 1), dtype=out.dtype)  # [h, 1] * r
+            xp.multiply(out[s : s + n], r[:, None], out=h1_r[:, :H])
+            h1_r[:, H] = r
             if s == 0:
-                xp.matmul(e.T, h_r, out=dW)
+                xp.matmul(h1_r.T, e, out=d_block[: H + 1])
             else:
-                dW += e.T @ h_r
-            db += r @ e
-        decoder = {"decoder.bias": db}
-        decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = dW
+                d_block[: H + 1] += h1_r.T @ e
+        decoder = {"decoder.bias": d_block[H]}
+        decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = d_block[:H].T
         return total / N, dout, decoder
 
     def score(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False) -> tuple:

@@ -30,7 +30,8 @@ def dense(g) -> "xp.ndarray":
 def global_norm(grads: dict) -> float:
     """The joint L2 norm of all gradients, as if they were one vector."""
     nonzero = (g.rows if isinstance(g, RowGradient) else g for g in grads.values())
-    return math.sqrt(sum(float(xp.vdot(g, g)) for g in nonzero))
+    flat = (g.ravel(order="K") for g in nonzero)  # no copy for a column-order gradient
+    return math.sqrt(sum(float(xp.vdot(g, g)) for g in flat))
 
 
 def clip_scale(norm: float, max_norm: float) -> float:
