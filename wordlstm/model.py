@@ -220,11 +220,12 @@ class LanguageModel:
         self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False, grad: bool = False
     ):
         """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
-        Yields (first row, targets, e, true, rank, right) per block: e = exp(z - shift) for
-        the logits z, true the targets' z - shift, each target's rank among the logits (if
-        asked), and right = e @ [W^T; b; 1]^T = [e @ W, e @ b, e @ 1] when grad (the gradient
-        needs e @ W) or else e @ 1. Either way the row sums of e are right's last column (or
-        right itself), and log p(target) = true - log(sums)."""
+        Yields (first row, targets, h1, e, true, rank, right) per block: h1 = [h, 1], the
+        block's rows of the decoder's input; e = exp(z - shift) for the logits
+        z = h1 @ [W^T; b]; true the targets' z - shift; each target's rank among the logits
+        (if asked); and right = e @ [W^T; b; 1]^T = [e @ W, e @ b, e @ 1] when grad (the
+        gradient needs e @ W) or else e @ 1. Either way the row sums of e are right's last
+        column (or right itself), and log p(target) = true - log(sums)."""
         H, V = self.arch.hidden, self.arch.vocab
         N = out.shape[0]
         targets = targets.reshape(N)
@@ -253,7 +254,7 @@ class LanguageModel:
                 true = z[xp.arange(n), y]
                 xp.exp(z, out=z)
                 prod = z @ right
-            yield s, y, z, true, rank, prod
+            yield s, y, h1[:n], z, true, rank, prod
 
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
@@ -263,7 +264,7 @@ class LanguageModel:
         dout = xp.empty_like(out)
         d_block = xp.empty((H + 1, self.arch.vocab), dtype=out.dtype)  # [dW^T; db]
         total = 0.0
-        for s, y, e, true, _, right in self._softmax_blocks(out, targets, grad=True):
+        for s, y, h1, e, true, _, right in self._softmax_blocks(out, targets, grad=True):
             n = len(y)
             sums = right[:, -1]
             total += float(xp.sum(xp.log(sums) - true))
@@ -275,13 +276,11 @@ class LanguageModel:
             xp.multiply(right[:, :H], r[:, None], out=dout[s : s + n])
             dout[s : s + n] -= W_t[:, y].T * (1.0 / N)
             e[xp.arange(n), y] -= sums
-            h1_r = xp.empty((n, H + 1), dtype=out.dtype)  # [h, 1] * r
-            xp.multiply(out[s : s + n], r[:, None], out=h1_r[:, :H])
-            h1_r[:, H] = r
+            h1_r = h1 * r[:, None]
             if s == 0:
-                xp.matmul(h1_r.T, e, out=d_block[: H + 1])
+                xp.matmul(h1_r.T, e, out=d_block)
             else:
-                d_block[: H + 1] += h1_r.T @ e
+                d_block += h1_r.T @ e
         decoder = {"decoder.bias": d_block[H]}
         decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = d_block[:H].T
         return total / N, dout, decoder
@@ -292,7 +291,7 @@ class LanguageModel:
         N = out.shape[0]
         log_probs = xp.empty(N, dtype=xp.float64)
         rank = xp.empty(N, dtype=xp.int64) if ranks else None
-        for s, y, _, true, r, sums in self._softmax_blocks(out, targets, ranks):
+        for s, y, _, _, true, r, sums in self._softmax_blocks(out, targets, ranks):
             log_probs[s : s + len(y)] = true - xp.log(sums)
             if ranks:
                 rank[s : s + len(y)] = r
