@@ -235,6 +235,19 @@ def test_a_damaged_training_state_is_refused(interrupted, corpus, case):
     assert "\n" not in str(caught.value)
 
 
+def test_a_history_written_before_improved_existed_still_resumes(corpus, tmp_path, monkeypatch):
+    """Until epochs recorded `improved` apart, `saved` meant the same; such a state reads so."""
+    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
+    with pytest.raises(Interrupted):
+        train_files(job(corpus, tmp_path / "m", epochs=3), on_progress=sigint_at(2, 3))
+    for epoch in json.loads((tmp_path / "m" / "training.json").read_text())["state"]["history"]:
+        assert epoch["improved"] == epoch["saved"] is True
+    edit_state(tmp_path / "m", lambda d: [e.pop("improved") for e in d["state"]["history"]])
+    history = resume.read(tmp_path / "m").state.history
+    assert [(e.improved, e.saved) for e in history] == [(True, True)]
+    train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
+
+
 # Divergence
 
 

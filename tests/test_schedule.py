@@ -13,13 +13,16 @@ import wordlstm.train
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.pipeline import ModelSettings, TrainJob, train_files
 from wordlstm.predict import Evaluation
+from wordlstm.resume import read
 from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
 
 
-def scripted_run(monkeypatch, perplexities, validated=None, watch=None, **recipe) -> list:
+def scripted_run(
+    monkeypatch, perplexities, validated=None, watch=None, on_epoch=None, **recipe
+) -> list:
     """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
     the state saved after each epoch. `validated` gets the length of each validation text;
-    `watch(progress, model)` is called after every step."""
+    `watch(progress, model)` is called after every step, `on_epoch(epoch)` after each epoch."""
     script = iter(perplexities)
 
     def fake_evaluate(model, ids, **kw):
@@ -41,6 +44,7 @@ def scripted_run(monkeypatch, perplexities, validated=None, watch=None, **recipe
         rng,
         save=lambda state, epoch: saved.append(state),
         on_progress=lambda progress: watch and watch(progress, model),
+        on_epoch=on_epoch or (lambda epoch: None),
     )
     return saved
 
@@ -68,6 +72,39 @@ def test_averaging_begins_late_in_the_budget_when_validation_keeps_improving(
     first = next(i for i, s in enumerate(saved) if s.average is not None) + 1
     assert first == int(np.ceil(AVERAGE_FROM * epochs))  # the epoch that reaches that share
     assert all(s.lr == 20 for s in saved)  # no plateau, so the learning rate stays
+
+
+def test_a_later_epoch_near_the_best_is_saved_but_does_not_count_as_better(monkeypatch):
+    """90.1 is within NEAR_BEST (0.2%) of 90: saved in its place, yet the schedule sees no
+    improvement (the rate is divided, the best stays 90, so 90.15 is near it too); 90.2 is not
+    near; 89 is a new best."""
+    epochs = []
+    saved = scripted_run(
+        monkeypatch, [100, 90, 90.1, 90.15, 90.2, 89], on_epoch=epochs.append, average=False
+    )
+    assert [e.improved for e in epochs] == [True, True, False, False, False, True]
+    assert [e.saved for e in epochs] == [True, True, True, True, False, True]
+    assert [s.lr for s in saved] == [20, 20, 5, 1.25, 0.3125, 0.3125]
+    assert [s.best_ppl for s in saved] == pytest.approx([100, 90, 90, 90, 90, 89])
+
+
+def test_the_model_folder_holds_the_near_best_epoch_and_its_history_resumes(
+    tmp_path, monkeypatch, corpus
+):
+    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
+    script = iter([100, 90, 90.1, 95])
+    monkeypatch.setattr(
+        wordlstm.train, "evaluate", lambda *a, **k: Evaluation(tokens=1, nll=np.log(next(script)))
+    )
+    settings = ModelSettings(embed=8, hidden=8, layers=1)
+    job = TrainJob(files=[str(corpus)], model="near", net=settings, recipe=Recipe(epochs=4))
+    result = train_files(job)
+    config = json.loads((Path(result.path) / "config.json").read_text())
+    assert config["metrics"]["epoch"] == 3
+    assert result.valid_ppl == pytest.approx(90.1)
+    history = read(Path(result.path)).state.history
+    assert [e.improved for e in history] == [True, True, False, False]
+    assert [e.saved for e in history] == [True, True, True, False]
 
 
 def test_no_averaging_without_average(monkeypatch):

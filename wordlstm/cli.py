@@ -213,7 +213,7 @@ class TrainView:
         )
 
     def epoch(self, e) -> None:
-        mark = "saved as best" if e.saved else "not better"
+        mark = "saved as best" if e.improved else "saved, near best" if e.saved else "not better"
         self.console.print(
             f"epoch {e.epoch:3d} | train ppl {e.train_ppl:9.2f} | valid ppl {e.valid_ppl:9.2f}"
             f" | lr {e.lr:g} | {e.seconds:6.1f} s | {e.tokens / e.seconds:8,.0f} tok/s | {mark}"

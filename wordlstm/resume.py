@@ -53,6 +53,7 @@ _EPOCH = {
     "lr": _NUMBER,
     "seconds": _NUMBER,
     "tokens": int,
+    "improved": bool,
     "saved": bool,
 }
 
@@ -240,12 +241,20 @@ def _unpack(doc: dict, prefix: str, arrays: dict) -> TrainState:
     _typed(doc, {**_SCALARS, "history": list})
     return TrainState(
         **{key: doc[key] for key in _SCALARS},
-        history=[Epoch(**_typed(e, _EPOCH)) for e in doc["history"]],
+        history=[Epoch(**_typed(_with_improved(e), _EPOCH)) for e in doc["history"]],
         params=group("params"),
         optimizer=group("optimizer"),
         hidden=group("hidden") or None,
         average=group("average") or None,
     )
+
+
+def _with_improved(epoch: dict) -> dict:
+    """An epoch of the history; one written before `improved` existed gets it from `saved`,
+    which meant the same then."""
+    if isinstance(epoch, dict) and "improved" not in epoch:
+        return {**epoch, "improved": epoch.get("saved")}
+    return epoch
 
 
 def _typed(doc: dict, types: dict) -> dict:
