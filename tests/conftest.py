@@ -61,10 +61,10 @@ def tiny_job(
     **recipe,
 ):
     """The job of `wordlstm train FILES *TINY --epochs N --model PATH [--resume]
-    [--dropout D]`, to run in-process with `pipeline.train_files` (same defaults, so the two
+    [--dropout D]`, to run in-process with `trainjob.train_files` (same defaults, so the two
     can resume each other)."""
-    from wordlstm.pipeline import ModelSettings, TrainJob
     from wordlstm.train import Recipe
+    from wordlstm.trainjob import ModelSettings, TrainJob
 
     return TrainJob(
         files=[str(f) for f in files],

@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,6 +109,29 @@ def test_complete_shows_top_words_with_probabilities(trained):
     assert len(rows) == 3
     probs = [float(p) for _, p in rows]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+
+
+@pytest.mark.parametrize(
+    "command", [["complete", "I"], ["score", "-"], ["eval", "CORPUS"]], ids=lambda c: c[0]
+)
+def test_commands_that_read_a_model_start_without_the_trainer(trained, corpus, command):
+    """They answer fast by not importing what only training needs (the loop, its job and
+    resume), nor rich's progress bar: the modules the process had loaded at its end."""
+    code = (
+        "import sys, atexit; from wordlstm.cli import app; atexit.register(lambda: "
+        "print(*sorted(m for m in sys.modules if m.startswith(('wordlstm', 'rich.progress'))),"
+        " file=sys.stderr))\nsys.argv = ['wordlstm', *sys.argv[1:]]; app()"
+    )
+    args = [str(corpus) if a == "CORPUS" else a for a in command]
+    env = {**os.environ, "WORDLSTM_HOME": str(trained)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], input=b"a line\n", capture_output=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stderr.decode().split()
+    assert "wordlstm.predict" in loaded  # it did read the model
+    for module in ("wordlstm.train", "wordlstm.trainjob", "wordlstm.resume", "rich.progress"):
+        assert module not in loaded
 
 
 def test_complete_json_reads_one_prompt_per_stdin_line(trained):

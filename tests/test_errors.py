@@ -15,7 +15,7 @@ from conftest import TINY, max_difference, run, tiny_job
 from wordlstm import resume, store
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import RunFailure
-from wordlstm.pipeline import train_files
+from wordlstm.trainjob import train_files
 
 
 def assert_one_error_line(proc, code=2, *words):

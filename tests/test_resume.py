@@ -20,7 +20,7 @@ from wordlstm import resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
-from wordlstm.pipeline import train_files
+from wordlstm.trainjob import train_files
 
 SETUPS = ["sgd", "adam, untied"]
 

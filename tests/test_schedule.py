@@ -11,10 +11,10 @@ import pytest
 
 import wordlstm.train
 from wordlstm.model import Architecture, LanguageModel
-from wordlstm.pipeline import ModelSettings, TrainJob, train_files
 from wordlstm.predict import Evaluation
 from wordlstm.resume import read
 from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
+from wordlstm.trainjob import ModelSettings, TrainJob, train_files
 
 
 def scripted_run(

@@ -1,4 +1,4 @@
-"""The command line: parses flags, calls the pipeline, renders results. Nothing else.
+"""The command line: parses flags, calls the jobs (pipeline, trainjob), renders results.
 
 Heavy modules are imported inside the commands that need them, so that `complete` and
 `score` start fast.
@@ -106,8 +106,8 @@ def train(
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
     from wordlstm.errors import Interrupted
-    from wordlstm.pipeline import ModelSettings, TokenizerSettings, TrainJob, train_files
     from wordlstm.train import Recipe
+    from wordlstm.trainjob import ModelSettings, TokenizerSettings, TrainJob, train_files
 
     job = TrainJob(
         files=files,
