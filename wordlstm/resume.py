@@ -144,8 +144,9 @@ def check_data(saved: Saved, digest: str, path: Path) -> None:
 
 
 class Saver:
-    """What `train` calls to save: the model folder with the best weights so far (until an
-    epoch is validated, the current ones, marked unfinished) and the state to resume from."""
+    """What `train` calls to save: the model folder with the best weights so far, or later
+    ones near them (`Epoch.saved`; until an epoch is validated, the current ones, marked
+    unfinished), and the state to resume from."""
 
     def __init__(
         self, path: Path, model: LanguageModel, tokenizer: Tokenizer, facts: dict, fingerprint: dict

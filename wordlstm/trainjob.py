@@ -73,7 +73,8 @@ def train_files(
     on_retry: Callable[[Retry], None] = lambda r: None,
 ) -> TrainResult:
     """Reads the files, builds the vocabulary, trains, and saves the model after every epoch:
-    the best weights so far with the state to resume from (`job.resume` starts there).
+    the best weights so far (or later ones near them) with the state to resume from
+    (`job.resume` starts there).
 
     Holds the model's writer lock throughout, so a second run into it fails at once. The
     first Ctrl-C stops training after the current step, saves, and raises Interrupted.
