@@ -17,12 +17,9 @@ from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout,
 from wordlstm.trainjob import ModelSettings, TrainJob, train_files
 
 
-def scripted_run(
-    monkeypatch, perplexities, validated=None, watch=None, on_epoch=None, **recipe
-) -> list:
-    """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
-    the state saved after each epoch. `validated` gets the length of each validation text;
-    `watch(progress, model)` is called after every step, `on_epoch(epoch)` after each epoch."""
+def script_validation(monkeypatch, perplexities, validated=None) -> None:
+    """Makes training's validation return `perplexities`, one per call; `validated` gets the
+    length of each validation text."""
     script = iter(perplexities)
 
     def fake_evaluate(model, ids, **kw):
@@ -31,6 +28,15 @@ def scripted_run(
         return Evaluation(tokens=1, nll=float(np.log(next(script))))
 
     monkeypatch.setattr(wordlstm.train, "evaluate", fake_evaluate)
+
+
+def scripted_run(
+    monkeypatch, perplexities, validated=None, watch=None, on_epoch=None, **recipe
+) -> list:
+    """Trains a tiny model with validation returning `perplexities` epoch by epoch; returns
+    the state saved after each epoch. `validated` gets the length of each validation text;
+    `watch(progress, model)` is called after every step, `on_epoch(epoch)` after each epoch."""
+    script_validation(monkeypatch, perplexities, validated)
     arch = Architecture(vocab=11, embed=4, hidden=4, layers=1)
     rng = np.random.default_rng(0)
     model = LanguageModel.init(arch, rng)
@@ -88,14 +94,11 @@ def test_a_later_epoch_near_the_best_is_saved_but_does_not_count_as_better(monke
     assert [s.best_ppl for s in saved] == pytest.approx([100, 90, 90, 90, 90, 89])
 
 
-def test_the_model_folder_holds_the_near_best_epoch_and_its_history_resumes(
+def test_the_model_folder_holds_the_near_best_epoch_and_its_history_both_flags(
     tmp_path, monkeypatch, corpus
 ):
     monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
-    script = iter([100, 90, 90.1, 95])
-    monkeypatch.setattr(
-        wordlstm.train, "evaluate", lambda *a, **k: Evaluation(tokens=1, nll=np.log(next(script)))
-    )
+    script_validation(monkeypatch, [100, 90, 90.1, 95])
     settings = ModelSettings(embed=8, hidden=8, layers=1)
     job = TrainJob(files=[str(corpus)], model="near", net=settings, recipe=Recipe(epochs=4))
     result = train_files(job)
