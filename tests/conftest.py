@@ -51,6 +51,20 @@ def run(
     return proc
 
 
+def start_training(home: Path, text: Path, model: str, epochs: int = 3) -> subprocess.Popen:
+    """`wordlstm train TEXT *TINY --epochs N --model MODEL` in the background, once it has
+    finished its first epoch (so it holds the model's writer lock); stderr is a pipe."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", str(epochs)]
+        + ["--model", model],
+        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert proc.stderr.readline().startswith(b"epoch   1 |")
+    return proc
+
+
 def tiny_job(
     files: list[Path],
     model: Path,

@@ -117,6 +117,7 @@ def test_sigkill_during_training_leaves_the_previous_save_loadable(home, corpus,
                 "m",
                 "--lr",
                 "1",
+                "--force",
             ],  # a small lr improves every epoch: a save each
             env=env,
             stdout=subprocess.DEVNULL,
@@ -134,12 +135,13 @@ def test_sigkill_during_training_leaves_the_previous_save_loadable(home, corpus,
 # Crash safety: kills at every kind of step of a save during training
 
 
+# `wordlstm train ARGS[4:]` killed just before the NTH call of FUNCTION in its SAVE-th save
 SAVE_KILLER = """
 import os, shutil, signal, sys
 from wordlstm import store
 from wordlstm.cli import main
 
-function, nth = sys.argv[1], int(sys.argv[2])
+function, nth, save = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 module = shutil if function == "rmtree" else os
 real_save, real_step = store.save, getattr(module, function)
 saves = calls = 0
@@ -151,14 +153,14 @@ def counting_save(*args, **kwargs):
 
 def dying_step(*args, **kwargs):
     global calls
-    calls += saves == 2
-    if saves == 2 and calls == nth:
+    calls += saves == save
+    if saves == save and calls == nth:
         os.kill(os.getpid(), signal.SIGKILL)
     return real_step(*args, **kwargs)
 
 store.save = counting_save
 setattr(module, function, dying_step)
-sys.argv = ["wordlstm", "train", *sys.argv[3:]]
+sys.argv = ["wordlstm", "train", *sys.argv[4:]]
 main()
 """
 
@@ -190,7 +192,7 @@ def test_sigkill_during_the_second_save_of_a_training_run(
     env = dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1")
     args = [str(corpus), *TINY, "--dropout", str(KILLED_DROPOUT), "--epochs", "3", "--model", "m"]
     killed = subprocess.run(
-        [sys.executable, "-c", SAVE_KILLER, function, str(nth), *args],
+        [sys.executable, "-c", SAVE_KILLER, function, str(nth), "2", *args],
         env=env,
         capture_output=True,
     )
@@ -240,7 +242,7 @@ def test_a_second_training_into_one_model_is_refused_until_the_first_dies(home, 
         first.wait()
         first.stderr.close()
     assert (home / ".default.lock").exists()  # a killed holder leaves its file, unlocked
-    run("train", str(corpus), *TINY, "--epochs", "1", home=home, check=True)
+    run("train", str(corpus), *TINY, "--epochs", "1", "--force", home=home, check=True)
     assert sorted(os.listdir(home)) == ["default"]
 
 

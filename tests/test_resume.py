@@ -7,13 +7,11 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import TINY, max_difference, run, tiny_job
+from conftest import TINY, max_difference, run, start_training, tiny_job
 
 import wordlstm.train
 from wordlstm import resume
@@ -103,19 +101,6 @@ def cli_reference(tmp_path_factory, corpus):
     text.write_text(corpus.read_text() * 6)
     run("train", str(text), *TINY, "--epochs", "3", "--model", "ref", home=root, check=True)
     return root, text
-
-
-def start_training(home, text, model) -> subprocess.Popen:
-    """A CLI training run, once it has finished its first epoch."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", "3"]
-        + ["--model", model],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
-    assert proc.stderr.readline().startswith(b"epoch   1 |")
-    return proc
 
 
 def test_ctrl_c_in_the_cli_prints_how_to_resume_and_exits_130(cli_reference):

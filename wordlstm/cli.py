@@ -102,6 +102,12 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="continue the interrupted training of --model (same files, flags)"
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="replace the model that --model holds (kept until an epoch of the new run is "
+        "validated)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
@@ -129,6 +135,7 @@ def train(
             batch_size=batch_size,
         ),
         resume=resume,
+        force=force,
     )
     console = stderr_console()
     try:
@@ -138,7 +145,8 @@ def train(
             )
     except Interrupted as e:
         console.print(f"interrupted: {e}")
-        console.print(f"resume with: {resume_command()}")
+        if e.resumable:
+            console.print(f"resume with: {resume_command()}")
         raise typer.Exit(e.exit_code) from None
     if json_out:
         print_json(asdict(result))
@@ -150,10 +158,11 @@ def train(
 
 
 def resume_command() -> str:
-    """This command line as the user can paste it to resume: the same arguments + --resume."""
+    """This command line as the user can paste it to resume: the same arguments + --resume
+    (less --force, which has done its job)."""
     import shlex
 
-    args = sys.argv[1:]
+    args = [arg for arg in sys.argv[1:] if arg != "--force"]
     return shlex.join(["wordlstm", *args, *([] if "--resume" in args else ["--resume"])])
 
 

@@ -21,6 +21,11 @@ class RunFailure(WordlstmError):
 
 
 class Interrupted(WordlstmError):
-    """Training stopped at the user's request (Ctrl-C) after saving a state it can resume."""
+    """Training stopped at the user's request (Ctrl-C), after saving a state it can resume
+    unless `resumable` is false (nothing was saved)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, *, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.resumable = resumable

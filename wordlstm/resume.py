@@ -146,28 +146,39 @@ def check_data(saved: Saved, digest: str, path: Path) -> None:
 class Saver:
     """What `train` calls to save: the model folder with the best weights so far, or later
     ones near them (`Epoch.saved`; until an epoch is validated, the current ones, marked
-    unfinished), and the state to resume from."""
+    unfinished, unless `hold`: then nothing), and the state to resume from."""
 
     def __init__(
-        self, path: Path, model: LanguageModel, tokenizer: Tokenizer, facts: dict, fingerprint: dict
+        self,
+        path: Path,
+        model: LanguageModel,
+        tokenizer: Tokenizer,
+        facts: dict,
+        fingerprint: dict,
+        *,
+        hold: bool = False,
     ) -> None:
         self.path, self.model, self.tokenizer = path, model, tokenizer
-        self.facts, self.fingerprint = facts, fingerprint
+        self.facts, self.fingerprint, self.hold = facts, fingerprint, hold
         self.best: dict | None = None  # the metrics of the best weights
         self.best_weights: dict | None = None
         self.history: list[Epoch] = []
-        self.state: TrainState | None = None
+        self.state: TrainState | None = None  # the last one given
+        self.written = False  # whether the folder holds a save of this run
+        self.out_of_time = False  # whether the time budget ended the run
 
     def resume_from(self, saved: Saved) -> None:
         """Takes the best weights and history of the folder being resumed."""
         self.state = saved.state
         self.history = saved.state.history
+        self.written = True
         if not saved.config.get("unfinished"):
             self.best, self.best_weights = saved.config["metrics"], saved.weights
 
     def __call__(self, state: TrainState, result: Epoch | None) -> None:
         """Saves the folder for `state`; `result` is the validation just done, if any."""
         partial = result is not None and result.epoch == state.epoch  # validated out of time
+        self.out_of_time |= partial
         self.history = [*state.history, *([result] if partial else [])]
         if result is not None and result.saved:
             self.best_weights = {n: np.array(to_host(a)) for n, a in self.model.weights().items()}
@@ -177,11 +188,16 @@ class Saver:
                 "train_ppl": result.train_ppl,
                 "trained_tokens": sum(e.tokens for e in self.history),
             }
+        self.state = state
+        if self.best is None and self.hold:
+            return
         facts = {**self.facts, "history": [asdict(e) for e in self.history]}
         if self.best is None:
             facts["unfinished"] = True
         else:
             facts["metrics"] = self.best
+        if self.out_of_time:
+            facts["ended"] = "time budget"
         save_model(
             self.path,
             self.model,
@@ -190,7 +206,27 @@ class Saver:
             weights=self.best_weights,
             extra=to_files(state, self.fingerprint),
         )
-        self.state = state
+        self.written = True
+
+    def ran_out_of_time(self) -> None:
+        """Records in the folder that the time budget ended the run, if its last save did not
+        (the budget ran out between an epoch's save and the next one's first step)."""
+        if self.written and not self.out_of_time:
+            self.out_of_time = True
+            self(self.state, None)
+
+
+def interrupted(path: Path, config: dict) -> bool:
+    """Whether the run that saved the model folder `path` (`config` is its config.json) was
+    stopped before its end, by Ctrl-C or a kill: it left a state to resume from, and neither
+    trained all its epochs nor ran out of its time budget."""
+    if config.get("unfinished"):
+        return True
+    if config.get("ended") or not (path / STATE_JSON).is_file():
+        return False
+    history, recipe = config.get("history"), config.get("recipe")
+    epochs = recipe.get("epochs") if isinstance(recipe, dict) else None
+    return isinstance(history, list) and type(epochs) is int and len(history) < epochs
 
 
 @contextlib.contextmanager

@@ -21,6 +21,15 @@ Loading never runs code from the files: JSON, and npz read with `allow_pickle=Fa
 A training run holds `writer_lock` on `.NAME.lock` beside the model for its whole length, so a
 second run into the same model is refused at once; the kernel drops a flock when its process
 dies, so a killed run never leaves the model locked.
+
+A model is never replaced by accident: training into a folder that holds one is refused
+unless the run resumes it, or replaces it on purpose (`train --force`). A replacing run saves
+nothing until its first epoch is validated: until then the folder holds the old model, its
+resume state included, byte for byte, and the run's first save replaces it as any save does.
+So a replacing run stopped before that (Ctrl-C, a kill) leaves the old model as it was (Ctrl-C
+says that nothing was saved), and no folder ever holds an unvalidated model in place of a good
+one. (A run into a new name does save its unfinished first epoch on Ctrl-C, to resume.) There
+is no side folder for a replacing run's first epoch: one name, one state, nothing to recover.
 """
 
 import contextlib
@@ -189,6 +198,21 @@ def list_models() -> list[tuple[str, dict]]:
             if config is not None:
                 models.append((name, config))
     return models
+
+
+def read_config(path: Path) -> dict:
+    """The config.json of the model folder `path`, without its weights; BadInput if none."""
+    path = _normalize(path)
+    _recover(path)
+    with _locked(path.parent, exclusive=False):
+        return _read_config(path)
+
+
+def holds_model(path: Path) -> bool:
+    """Whether the folder `path` holds a wordlstm model (after repairing an interrupted save)."""
+    path = _normalize(path)
+    _recover(path)
+    return _model_config(path) is not None
 
 
 def remove(path: Path) -> None:

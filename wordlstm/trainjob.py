@@ -51,6 +51,7 @@ class TrainJob:
     net: ModelSettings = field(default_factory=ModelSettings)
     recipe: Recipe = field(default_factory=Recipe)
     resume: bool = False
+    force: bool = False  # replace the model the folder holds (else that is refused)
 
 
 @dataclass
@@ -78,13 +79,18 @@ def train_files(
 
     Holds the model's writer lock throughout, so a second run into it fails at once. The
     first Ctrl-C stops training after the current step, saves, and raises Interrupted.
+    A folder that holds a model is only trained into to resume it, or with `job.force`,
+    and then saved into only once an epoch is validated (see `store`).
     """
     clock = time.perf_counter()
     path = store.resolve(job.model)
     if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
         raise BadInput("--dropout must be in [0, 1)")
+    if job.force and job.resume:
+        raise BadInput("--force replaces the model and --resume continues it: give one of them")
     settings = _settings(job)
     with store.writer_lock(path):
+        replacing = not job.resume and _replacing(job, path)
         saved = resume.read(path) if job.resume else None
         if saved is not None:
             resume.check_settings(saved, settings, path, job.recipe.epochs)
@@ -105,7 +111,14 @@ def train_files(
         rng = np.random.default_rng(job.seed)
         model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
         facts = _facts(job, train_ids, valid_ids)
-        saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
+        saver = resume.Saver(
+            path,
+            model,
+            tokenizer,
+            facts,
+            {"settings": settings, "data": digest},
+            hold=replacing,
+        )
         if saved is not None:
             saver.resume_from(saved)
         with resume.deferred_sigint() as interrupted:
@@ -122,8 +135,16 @@ def train_files(
                 save=saver,
                 stop=interrupted,
             )
-    state = saver.state
+        state = saver.state
+        if not interrupted() and state is not None and state.epoch <= job.recipe.epochs:
+            saver.ran_out_of_time()
     if interrupted() and state is not None and state.epoch <= job.recipe.epochs:
+        if not saver.written:
+            raise Interrupted(
+                f"stopped in epoch {state.epoch} after step {state.step}, before any epoch was "
+                f"validated: nothing saved, {job.model} still holds the model it held before",
+                resumable=False,
+            )
         unvalidated = "" if saver.best else " (no epoch has ended: its weights are unvalidated)"
         raise Interrupted(
             f"stopped in epoch {state.epoch} after step {state.step}; "
@@ -142,6 +163,24 @@ def train_files(
         valid_ppl=saver.best["valid_ppl"],
         vocab=arch.vocab,
         params=arch.param_count(),
+    )
+
+
+def _replacing(job: TrainJob, path: Path) -> bool:
+    """True if `path` holds a model that the forced job replaces; BadInput if it holds one
+    and the job is not forced."""
+    if not store.holds_model(path):
+        return False
+    if job.force:
+        return True
+    if resume.interrupted(path, store.read_config(path)):
+        raise BadInput(
+            f"{job.model} holds an interrupted run: --resume continues it, --force replaces "
+            "it, --continue trains it further on new text, or choose another --model"
+        )
+    raise BadInput(
+        f"{job.model} already holds a model: --force replaces it, --resume continues its "
+        "training, --continue trains it further on new text, or choose another --model"
     )
 
 
