@@ -237,7 +237,7 @@ def test_models_rm_refuses_a_model_in_training(home, long_text):
     training = start_training(home, long_text, "m", epochs=8)
     try:
         removed = run("models", "rm", "m", home=home)
-        assert_one_error_line(removed, 1, "cannot remove m", f"pid {training.pid}")
+        assert_one_error_line(removed, 1, "cannot remove", "being trained", f"pid {training.pid}")
         assert training.wait(timeout=120) == 0
     finally:
         training.kill()

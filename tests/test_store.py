@@ -378,6 +378,17 @@ def test_remove(home):
         store.remove(path)
 
 
+def test_remove_refuses_a_model_whose_writer_lock_is_held(home):
+    path = store.resolve("m")
+    store.save(path, **model(1))
+    with store.writer_lock(path):
+        with pytest.raises(RunFailure, match=f"cannot remove .*being trained .pid {os.getpid()}"):
+            store.remove(path)
+        assert store.load(path)[0]["counter"] == 1
+    store.remove(path)
+    assert os.listdir(home) == []
+
+
 def test_remove_refuses_non_model_folders(tmp_path):
     for name, config in [("plain", None), ("foreign", '{"a": 1}')]:
         folder = tmp_path / name

@@ -68,6 +68,14 @@ _DAMAGED = (
 )
 
 
+class Busy(RunFailure):
+    """Another process holds the writer lock of a model (`holder`: its pid as it wrote it)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 def home() -> Path:
     """The store folder: $WORDLSTM_HOME, else $XDG_DATA_HOME/wordlstm or ~/.local/share/wordlstm."""
     if os.environ.get("WORDLSTM_HOME"):
@@ -216,7 +224,8 @@ def holds_model(path: Path) -> bool:
 
 
 def remove(path: Path) -> None:
-    """Delete the model folder `path` (a symlink to one: just the link); nothing else."""
+    """Delete the model folder `path` (a symlink to one: just the link); nothing else.
+    Holds the model's writer lock, so a model in training is refused (RunFailure)."""
     path = Path(os.path.abspath(path))
     if path.is_symlink():
         _check_is_model(path)
@@ -227,10 +236,15 @@ def remove(path: Path) -> None:
     _check_is_model(path)
     trash = path.parent / f".{path.name}.del-{os.getpid()}"
     try:
-        with _locked(path.parent, exclusive=True):
+        with writer_lock(path), _locked(path.parent, exclusive=True):
             os.rename(path, trash)
             _fsync_folder(path.parent)
         shutil.rmtree(trash)
+    except Busy as e:
+        raise RunFailure(
+            f"cannot remove {path}: it is being trained (pid {e.holder}); wait for the run to "
+            "end, or stop it first"
+        ) from None
     except OSError as e:
         raise RunFailure(f"cannot remove {path}: {_why(e)}") from e
 
@@ -300,9 +314,10 @@ def _take(fd: int, lock: Path, path: Path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = (os.read(fd, 20).decode("ascii", "replace").split() or ["?"])[0]
-        raise RunFailure(
+        raise Busy(
             f"{path} is being trained by another process (pid {holder}); "
-            "wait for it to end or use another --model"
+            "wait for it to end or use another --model",
+            holder,
         ) from None
     try:
         if not os.path.samestat(os.fstat(fd), os.stat(lock)):
