@@ -151,7 +151,7 @@ def assert_refused(proc, *words):
 @pytest.mark.parametrize(
     "change, words",
     [
-        (["--hidden", "32"], ["--hidden 16, not 32"]),
+        (["--hidden", "32"], ["--hidden 32 (the run used 16)"]),
         (["--lowercase"], ["--lowercase"]),
         (["--optimizer", "adam"], ["--optimizer"]),
         (["--seed", "5"], ["--seed"]),
@@ -172,6 +172,119 @@ def test_resume_refuses_a_different_run(interrupted, corpus, tmp_path, change, w
         args += [str(other) if a == "OTHER" else a for a in change]
     assert_refused(run(*args, home=interrupted), "cannot resume", *words)
     assert (interrupted / "m" / "training.json").read_bytes() == before
+
+
+def test_resume_reports_every_disagreeing_flag_at_once_in_flag_words(interrupted, corpus):
+    before = (interrupted / "m" / "training.json").read_bytes()
+    args = ["train", str(corpus), *TINY, "--epochs", "2", "--model", "m", "--resume"]
+    changes = ["--hidden", "32", "--seed", "5", "--no-tied", "--lowercase", "--dropout", "0.3"]
+    proc = run(*args, *changes, home=interrupted)
+    assert_refused(
+        proc,
+        "cannot resume m: ",
+        "--hidden 32 (the run used 16)",
+        "--seed 5 (the run used 1111)",
+        "--no-tied (the run used --tied)",
+        "--lowercase (the run did not use it)",
+        "--dropout 0.3 (the run used the default)",
+    )
+    assert (interrupted / "m" / "training.json").read_bytes() == before
+
+
+# Resume without retyping: files and flags come from the model folder
+
+
+def test_resume_with_no_files_or_flags_reads_them_from_the_model_folder(cli_reference, tmp_path):
+    home, text = cli_reference
+    proc = start_training(home, text, "r")
+    proc.send_signal(signal.SIGINT)
+    proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    resumed = run("train", "--model", "r", "--resume", home=home, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.err
+    assert max_difference(home / "r", home / "ref") <= 1e-6
+
+
+def test_resume_reads_a_relative_valid_file_back_from_another_folder(home, corpus, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "valid.txt").write_text(corpus.read_text()[:2000])
+    args = ["train", str(corpus), *TINY, "--epochs", "1", "--valid", "valid.txt", "--model", "v"]
+    run(*args, home=home, cwd=work, check=True)
+    more = run("train", "--model", "v", "--resume", "--epochs", "2", home=home, cwd=tmp_path)
+    assert more.returncode == 0, more.err
+    assert len(json.loads((home / "v" / "config.json").read_text())["history"]) == 2
+
+
+def test_resume_given_flags_must_agree_and_others_come_from_the_folder(interrupted):
+    assert_refused(
+        run("train", "--model", "m", "--resume", "--bptt", "9", home=interrupted),
+        "cannot resume m: --bptt 9 (the run used 6)",
+    )
+    done = run("train", "--model", "m", "--resume", "--bptt", "6", home=interrupted)
+    assert done.returncode == 0, done.err
+    assert len(json.loads((interrupted / "m" / "config.json").read_text())["history"]) == 2
+
+
+def test_resume_without_files_of_a_run_on_stdin_says_to_give_them(interrupted):
+    config_file = interrupted / "m" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["data"]["files"] = ["-"]  # as a run on stdin records it
+    config_file.write_text(json.dumps(config))
+    proc = run("train", "--model", "m", "--resume", home=interrupted)
+    assert_refused(proc, "cannot resume m without its text", "standard input")
+    shown = run("models", "show", "m", home=interrupted)
+    assert "resume with   wordlstm train - --model m --resume\n" in shown.out
+
+
+def test_train_without_files_and_without_resume_is_a_usage_error(home):
+    proc = run("train", "--model", "m", home=home)
+    assert_refused(proc, "FILES")
+
+
+def models_row(home, name: str) -> list[str]:
+    listing = run("models", home=home)
+    assert listing.returncode == 0, listing.err
+    return next(line.split() for line in listing.out.splitlines() if line.split()[0] == name)
+
+
+def test_models_marks_interrupted_runs_and_show_prints_the_command_that_resumes(
+    cli_reference, corpus
+):
+    home, text = cli_reference
+    proc = start_training(home, text, "i")
+    proc.send_signal(signal.SIGINT)
+    proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert models_row(home, "i")[-1] == "interrupted"
+    assert models_row(home, "ref")[-1] == "finished"
+    shown = run("models", "show", "i", home=home)
+    assert shown.returncode == 0, shown.err
+    assert "status        interrupted\n" in shown.out
+    command = next(line for line in shown.out.splitlines() if line.startswith("resume with"))
+    assert command == "resume with   wordlstm train --model i --resume"
+    resumed = run(*shlex.split(command.removeprefix("resume with"))[1:], home=home)
+    assert resumed.returncode == 0, resumed.err
+    assert models_row(home, "i")[-1] == "finished"
+    assert "resume with" not in run("models", "show", "i", home=home).out
+
+
+def test_models_marks_a_run_in_training(cli_reference):
+    home, text = cli_reference
+    proc = start_training(home, text, "t", epochs=8)
+    try:
+        assert models_row(home, "t")[-1] == "training"
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    assert models_row(home, "t")[-1] == "interrupted"
+
+
+def test_a_run_that_its_time_budget_ended_is_finished_not_interrupted(home, corpus):
+    args = ["train", str(corpus), *TINY, "--epochs", "10000", "--max-time", "1.5"]
+    run(*args, "--model", "b", home=home, check=True)
+    assert models_row(home, "b")[-1] == "finished"
 
 
 def test_resume_may_raise_the_epochs(interrupted, corpus):

@@ -65,7 +65,10 @@ def root(
 
 @app.command()
 def train(
-    files: list[str] = typer.Argument(..., help="text files to train on (- for stdin)"),
+    ctx: typer.Context,
+    files: list[str] = typer.Argument(
+        None, help="text files to train on (- for stdin); with --resume, default: the run's"
+    ),
     model: str = typer.Option("default", help="name (or folder path) to save the model as"),
     valid: str = typer.Option(
         None, help="validation text, its first 50,000 tokens (default: a held-out 10% tail)"
@@ -100,7 +103,10 @@ def train(
     lowercase: bool = typer.Option(False, "--lowercase", help="lowercase the text first"),
     split: str = typer.Option("words", help="words (split off punctuation) or whitespace"),
     resume: bool = typer.Option(
-        False, "--resume", help="continue the interrupted training of --model (same files, flags)"
+        False,
+        "--resume",
+        help="continue the interrupted training of --model; files and flags not given are the "
+        "run's (those given must be the run's)",
     ),
     force: bool = typer.Option(
         False,
@@ -112,11 +118,18 @@ def train(
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
     from wordlstm.errors import Interrupted
+    from wordlstm.resume import SettingsDiffer
     from wordlstm.train import Recipe
-    from wordlstm.trainjob import ModelSettings, TokenizerSettings, TrainJob, train_files
+    from wordlstm.trainjob import (
+        ModelSettings,
+        TokenizerSettings,
+        TrainJob,
+        resumed_job,
+        train_files,
+    )
 
     job = TrainJob(
-        files=files,
+        files=files or [],
         model=model,
         valid=valid,
         seed=seed,
@@ -137,12 +150,18 @@ def train(
         resume=resume,
         force=force,
     )
+    if resume:
+        job = resumed_job(job, given_params(ctx))
+    elif not files:
+        raise BadInput("give the FILES to train on (- for stdin), or --resume an interrupted run")
     console = stderr_console()
     try:
         with TrainView(console, job.recipe.epochs) as view:
             result = train_files(
                 job, on_progress=view.progress, on_epoch=view.epoch, on_retry=view.retry
             )
+    except SettingsDiffer as e:
+        raise BadInput(settings_differ_in_flags(ctx, model, e)) from None
     except Interrupted as e:
         console.print(f"interrupted: {e}")
         if e.resumable:
@@ -155,6 +174,49 @@ def train(
             f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
             f"{result.epochs} epochs, {result.seconds:.0f} s"
         )
+
+
+def given_params(ctx) -> set[str]:
+    """The names of the command's parameters that the user gave, rather than defaulted
+    (sources known by name: typer may vendor click, with its own enum)."""
+    given = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+    sources = {p.name: ctx.get_parameter_source(p.name) for p in ctx.command.params}
+    return {name for name, source in sources.items() if getattr(source, "name", None) in given}
+
+
+def settings_differ_in_flags(ctx, model: str, e) -> str:
+    """The settings a resumed run does not share with the interrupted one, in the user's
+    words: `--hidden 32 (the run used 16)`, all of them."""
+    params = {p.name: p for p in ctx.command.params}
+    listed = []
+    for d in e.differences:
+        param = params.get(d.field)
+        saved = flag_words(param, d.field, d.saved)
+        if d.saved in (None, "auto"):
+            was = "the run used the default"
+        elif saved is None:
+            was = "the run did not use it"
+        elif isinstance(d.saved, bool):
+            was = f"the run used {saved}"
+        else:
+            was = f"the run used {value_text(d.saved)}"
+        listed.append(f"{flag_words(param, d.field, d.given)} ({was})")
+    return f"cannot resume {model}: {', '.join(listed)}; leave them out to use the run's own"
+
+
+def flag_words(param, field: str, value) -> str | None:
+    """How a user gives `value` of the setting `field`: `--hidden 32`, `--no-tied`; None for
+    false of a flag that has no off form (`--lowercase`)."""
+    if param is None:  # a setting without a flag
+        return f"{field} {value_text(value)}"
+    if getattr(param, "is_flag", False) and isinstance(value, bool):
+        names = param.opts if value else param.secondary_opts
+        return names[0] if names else None
+    return f"{max(param.opts, key=len)} {value_text(value)}"
+
+
+def value_text(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def resume_command() -> str:
@@ -375,7 +437,10 @@ def models(ctx: typer.Context) -> None:
     from wordlstm import store
 
     table = Table(box=None, pad_edge=False)
-    for column in ("name", "vocab", "layers x hidden", "params", "valid ppl", "tokens", "saved"):
+    from wordlstm.resume import run_status
+
+    columns = ("name", "vocab", "layers x hidden", "params", "valid ppl", "tokens", "saved")
+    for column in (*columns, "status"):
         table.add_column(column, no_wrap=True)
     for name, config in store.list_models():
         arch = config.get("architecture", {})
@@ -388,6 +453,7 @@ def models(ctx: typer.Context) -> None:
             f"{metrics.get('valid_ppl', float('nan')):.2f}",
             f"{metrics.get('trained_tokens', 0):,}",
             str(config.get("saved", ""))[:16].replace("T", " "),
+            run_status(store.home() / name, config),
         )
     if table.row_count == 0:
         stderr_console().print(f"no models in {store.home()}")
@@ -434,14 +500,29 @@ def models_show(
         f"recipe        {json.dumps(config.get('recipe', {}))}",
         f"metrics       {json.dumps(config.get('metrics', {}))}",
     ]
-    if config.get("unfinished"):
-        lines.append("status        unfinished: interrupted before its first epoch ended")
+    from wordlstm.resume import run_status
+
+    status = run_status(path, config)
+    unfinished = ", before its first epoch ended" if config.get("unfinished") else ""
+    lines.append(f"status        {status}{unfinished}")
+    if status == "interrupted":
+        lines.append(f"resume with   {resume_hint(name, config)}")
     for e in config.get("history", []):
         lines.append(
             f"  epoch {e['epoch']:3d}  train ppl {e['train_ppl']:9.2f}  valid ppl "
             f"{e['valid_ppl']:9.2f}  lr {e['lr']:g}  {e['seconds']:.1f} s"
         )
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def resume_hint(name: str, config: dict) -> str:
+    """The command that resumes the interrupted run of model `name`: its files and flags
+    are read back from the folder, but not text that it read from standard input."""
+    import shlex
+
+    files = config.get("data", {}).get("files")
+    files = files if isinstance(files, list) and "-" in files else []
+    return shlex.join(["wordlstm", "train", *map(str, files), "--model", name, "--resume"])
 
 
 @models_app.command("rm")

@@ -108,16 +108,72 @@ def read(path: Path) -> Saved:
     return Saved(state, fingerprint, config, weights)
 
 
+@dataclass
+class Difference:
+    """A setting of a resumed run that is not the interrupted run's."""
+
+    field: str  # as in the settings (trainjob._settings)
+    given: object
+    saved: object
+
+
+class SettingsDiffer(BadInput):
+    """A resumed run's settings are not the interrupted run's: all the `differences`."""
+
+    def __init__(self, path: Path, differences: list[Difference]) -> None:
+        listed = ", ".join(
+            f"{d.field} {json.dumps(d.given)} (the run used {json.dumps(d.saved)})"
+            for d in differences
+        )
+        super().__init__(f"cannot resume {path}: {listed}; resume with the run's own settings")
+        self.differences = differences
+
+
+@dataclass
+class SavedRun:
+    """What a resumable model folder records of the run that saved it, to run it again."""
+
+    settings: dict  # the fingerprint's (trainjob._settings), e.g. "dropout": "auto"
+    files: list[str]  # absolute paths, "-" for standard input
+    valid: str | None
+    epochs: int
+    max_time: float | None
+
+
+def read_run(path: Path) -> SavedRun:
+    """The settings, files and budget of the run that saved the model folder `path`, without
+    its arrays; BadInput if it holds no state to resume or the files are damaged."""
+    try:
+        config = store.read_config(path)
+    except BadInput as e:
+        raise BadInput(f"nothing to resume: {e}") from None
+    file = path / STATE_JSON
+    if not file.is_file():
+        raise BadInput(f"nothing to resume: {path} holds no training state")
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+        settings = _typed(doc["fingerprint"], {"settings": dict})["settings"]
+        data = _typed(config["data"], {"files": list, "valid": (str, type(None))})
+        recipe = _typed(config["recipe"], {"epochs": int, "max_time": (*_NUMBER, type(None))})
+        if not all(isinstance(f, str) for f in data["files"]):
+            raise TypeError("a file name is not a string")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        reason = f"{type(e).__name__}: {e}"
+        raise BadInput(f"cannot read the run to resume in {path} ({reason})") from None
+    return SavedRun(settings, data["files"], data["valid"], recipe["epochs"], recipe["max_time"])
+
+
 def check_settings(saved: Saved, settings: dict, path: Path, epochs: int) -> None:
-    """BadInput unless the saved run had these settings and has epochs left to train."""
+    """BadInput unless the saved run had these settings (SettingsDiffer, with every
+    difference) and has epochs left to train."""
     old = saved.fingerprint["settings"]
-    for key in [*old, *(key for key in settings if key not in old)]:
-        if old.get(key) != settings.get(key):
-            raise BadInput(
-                f"cannot resume {path}: it was trained with --{key.replace('_', '-')} "
-                f"{json.dumps(old.get(key))}, not {json.dumps(settings.get(key))}; "
-                "resume with the flags of the interrupted run"
-            )
+    differences = [
+        Difference(key, settings.get(key), old.get(key))
+        for key in [*old, *(key for key in settings if key not in old)]
+        if old.get(key) != settings.get(key)
+    ]
+    if differences:
+        raise SettingsDiffer(path, differences)
     if saved.state.epoch > epochs:
         raise BadInput(
             f"nothing to resume: {path} has finished all its {saved.state.epoch - 1} epochs "
@@ -214,6 +270,15 @@ class Saver:
         if self.written and not self.out_of_time:
             self.out_of_time = True
             self(self.state, None)
+
+
+def run_status(path: Path, config: dict) -> str:
+    """"training" while a process holds the writer lock of the model folder `path`,
+    "interrupted" if the run that saved it was stopped before its end (`interrupted`), else
+    "finished"."""
+    if store.writer_pid(path) is not None:
+        return "training"
+    return "interrupted" if interrupted(path, config) else "finished"
 
 
 def interrupted(path: Path, config: dict) -> bool:

@@ -212,6 +212,8 @@ def read_config(path: Path) -> dict:
     """The config.json of the model folder `path`, without its weights; BadInput if none."""
     path = _normalize(path)
     _recover(path)
+    if not path.exists():
+        raise _not_found(path)
     with _locked(path.parent, exclusive=False):
         return _read_config(path)
 
@@ -292,6 +294,19 @@ def writer_lock(path: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.unlink(lock)  # still held: whoever opened this file meanwhile is refused
         os.close(fd)
+
+
+def writer_pid(path: Path) -> int | None:
+    """The pid in the writer lock file of the model folder `path` if that process is alive
+    (a run holds the lock), else None. Only reads: probing the lock itself could make a run
+    that starts at that instant fail."""
+    path = _normalize(path)
+    try:
+        text = (path.parent / f".{path.name}.lock").read_text(encoding="ascii")
+        pid = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
 
 
 def _lock_file(lock: Path, path: Path) -> int:

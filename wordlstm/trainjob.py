@@ -5,7 +5,7 @@ the trainer."""
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,10 @@ class TrainJob:
     resume: bool = False
     force: bool = False  # replace the model the folder holds (else that is refused)
 
+    def __post_init__(self) -> None:
+        if self.force and self.resume:
+            raise BadInput("--force replaces the model and --resume continues it: give one")
+
 
 @dataclass
 class TrainResult:
@@ -86,8 +90,6 @@ def train_files(
     path = store.resolve(job.model)
     if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
         raise BadInput("--dropout must be in [0, 1)")
-    if job.force and job.resume:
-        raise BadInput("--force replaces the model and --resume continues it: give one of them")
     settings = _settings(job)
     with store.writer_lock(path):
         replacing = not job.resume and _replacing(job, path)
@@ -166,6 +168,55 @@ def train_files(
     )
 
 
+def resumed_job(job: TrainJob, given: set[str]) -> TrainJob:
+    """`job` with the fields not in `given` (the names of those the user gave) taken from
+    the interrupted run in its model folder: its files, settings and budget, so that a run
+    resumes without retyping them. Those given are checked against the run's when it starts."""
+    path = store.resolve(job.model)
+    run = resume.read_run(path)
+    saved = {
+        **run.settings,
+        "files": run.files,
+        "valid": run.valid,
+        "epochs": run.epochs,
+        "max_time": run.max_time,
+    }
+    if saved.get("dropout") == "auto":
+        saved["dropout"] = None
+
+    def filled(part):
+        taken = {}
+        for f in fields(part):
+            if f.name in saved and f.name not in given:
+                current, value = getattr(part, f.name), saved[f.name]
+                if not _same_kind(current, value):
+                    raise BadInput(f"cannot resume {job.model}: its saved {f.name} is {value!r}")
+                taken[f.name] = value
+        return replace(part, **taken)
+
+    job = replace(
+        filled(job), tokenizer=filled(job.tokenizer), net=filled(job.net), recipe=filled(job.recipe)
+    )
+    if "files" not in given and "-" in job.files:
+        raise BadInput(
+            f"cannot resume {job.model} without its text: the run read it from standard input; "
+            f"give its files again ({' '.join(job.files)}) with --resume"
+        )
+    return job
+
+
+def _same_kind(current: object, value: object) -> bool:
+    """Whether a saved value can stand for the current one: the same type, any two numbers
+    that are not bools, or either one None."""
+    if current is None or value is None:
+        return True
+    if isinstance(current, bool) or isinstance(value, bool):
+        return type(current) is type(value)
+    if isinstance(current, int | float) and isinstance(value, int | float):
+        return True
+    return type(current) is type(value)
+
+
 def _replacing(job: TrainJob, path: Path) -> bool:
     """True if `path` holds a model that the forced job replaces; BadInput if it holds one
     and the job is not forced."""
@@ -201,7 +252,7 @@ def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
         "recipe": {**asdict(job.recipe), "forget_bias": job.net.forget_bias, "seed": job.seed},
         "data": {
             "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
-            "valid": job.valid,
+            "valid": str(Path(job.valid).resolve()) if job.valid not in (None, "-") else job.valid,
             "train_tokens": int(len(train_ids)),
             "valid_tokens": int(len(valid_ids)),
         },
