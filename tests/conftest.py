@@ -51,12 +51,14 @@ def run(
     return proc
 
 
-def start_training(home: Path, text: Path, model: str, epochs: int = 3) -> subprocess.Popen:
-    """`wordlstm train TEXT *TINY --epochs N --model MODEL` in the background, once it has
-    finished its first epoch (so it holds the model's writer lock); stderr is a pipe."""
+def start_training(
+    home: Path, text: Path, model: str, *args: str, epochs: int = 3
+) -> subprocess.Popen:
+    """`wordlstm train TEXT *TINY --epochs N --model MODEL ARGS` in the background, once it
+    has finished its first epoch (so it holds the model's writer lock); stderr is a pipe."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", str(epochs)]
-        + ["--model", model],
+        + ["--model", model, *args],
         env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
