@@ -237,6 +237,31 @@ def test_resume_without_files_of_a_run_on_stdin_says_to_give_them(interrupted):
     assert "resume with   wordlstm train - --model m --resume\n" in shown.out
 
 
+def edit_config(folder, change) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    change(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+READ_BACK_DAMAGE = {
+    "bad json": lambda m: (m / "training.json").write_text("{"),
+    "settings not an object": lambda m: edit_state(m, lambda d: d.update(fingerprint=[])),
+    "a setting of the wrong type": lambda m: edit_state(
+        m, lambda d: d["fingerprint"]["settings"].update(hidden="many")
+    ),
+    "files not a list": lambda m: edit_config(m, lambda c: c["data"].update(files="a.txt")),
+    "no recipe": lambda m: edit_config(m, lambda c: c.pop("recipe")),
+    "pickled arrays": lambda m: (m / "training.npz").write_bytes(b"\x80\x04\x95\x05\x00\x00"),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_BACK_DAMAGE))
+def test_resume_without_files_refuses_a_damaged_folder_in_one_line(interrupted, case):
+    READ_BACK_DAMAGE[case](interrupted / "m")
+    proc = run("train", "--model", "m", "--resume", home=interrupted)
+    assert_refused(proc, "m", "training.npz" if case == "pickled arrays" else "resume")
+
+
 def test_train_without_files_and_without_resume_is_a_usage_error(home):
     proc = run("train", "--model", "m", home=home)
     assert_refused(proc, "FILES")
