@@ -8,11 +8,15 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 
 from wordlstm import __version__
 from wordlstm.errors import BadInput, WordlstmError
+
+if TYPE_CHECKING:
+    from wordlstm.resume import SettingsDiffer
 
 app = typer.Typer(
     name="wordlstm",
@@ -184,7 +188,7 @@ def given_params(ctx) -> set[str]:
     return {name for name, source in sources.items() if getattr(source, "name", None) in given}
 
 
-def settings_differ_in_flags(ctx, model: str, e) -> str:
+def settings_differ_in_flags(ctx, model: str, e: "SettingsDiffer") -> str:
     """The settings a resumed run does not share with the interrupted one, in the user's
     words: `--hidden 32 (the run used 16)`, all of them."""
     params = {p.name: p for p in ctx.command.params}
@@ -216,6 +220,7 @@ def flag_words(param, field: str, value) -> str | None:
 
 
 def value_text(value) -> str:
+    """A flag's value as a user types it (20.0 as 20)."""
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
@@ -435,10 +440,9 @@ def models(ctx: typer.Context) -> None:
     from rich.table import Table
 
     from wordlstm import store
-
-    table = Table(box=None, pad_edge=False)
     from wordlstm.resume import run_status
 
+    table = Table(box=None, pad_edge=False)
     columns = ("name", "vocab", "layers x hidden", "params", "valid ppl", "tokens", "saved")
     for column in (*columns, "status"):
         table.add_column(column, no_wrap=True)

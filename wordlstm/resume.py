@@ -202,7 +202,8 @@ def check_data(saved: Saved, digest: str, path: Path) -> None:
 class Saver:
     """What `train` calls to save: the model folder with the best weights so far, or later
     ones near them (`Epoch.saved`; until an epoch is validated, the current ones, marked
-    unfinished, unless `hold`: then nothing), and the state to resume from."""
+    unfinished, unless `hold`: then nothing), and the state to resume from. When the time
+    budget ended the run, config.json says so (`ended`), to tell it from a stopped run."""
 
     def __init__(
         self,
