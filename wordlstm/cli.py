@@ -65,6 +65,7 @@ def root(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     files: list[str] = typer.Argument(..., help="text files to train on (- for stdin)"),
     model: str = typer.Option("default", help="name (or folder path) to save the model as"),
     valid: str = typer.Option(
@@ -102,6 +103,18 @@ def train(
     resume: bool = typer.Option(
         False, "--resume", help="continue the interrupted training of --model (same files, flags)"
     ),
+    continue_run: bool = typer.Option(
+        False,
+        "--continue",
+        help="train the model --model further on these files: its architecture and vocabulary, "
+        "and the recipe flags not given as it was trained (lr: that of its last epoch)",
+    ),
+    grow_vocab: bool = typer.Option(
+        False,
+        "--grow-vocab",
+        help="with --continue: add the words of the files seen --min-freq times to the "
+        "vocabulary (up to --vocab-size in all)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
@@ -129,6 +142,9 @@ def train(
             batch_size=batch_size,
         ),
         resume=resume,
+        continued=continue_run,
+        grow_vocab=grow_vocab,
+        given=given_options(ctx),
     )
     console = stderr_console()
     try:
@@ -140,6 +156,8 @@ def train(
         console.print(f"interrupted: {e}")
         console.print(f"resume with: {resume_command()}")
         raise typer.Exit(e.exit_code) from None
+    if continue_run:
+        console.print(old_validation_line(result))
     if json_out:
         print_json(asdict(result))
     else:
@@ -147,6 +165,22 @@ def train(
             f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
             f"{result.epochs} epochs, {result.seconds:.0f} s"
         )
+
+
+def given_options(ctx) -> frozenset[str]:
+    """The parameters of a command given on its command line (not left at their default).
+    Known by the source's name: typer's click may be vendored."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    return frozenset(name for name, s in sources.items() if getattr(s, "name", "") == "COMMANDLINE")
+
+
+def old_validation_line(result) -> str:
+    """What a continued run did to the old validation text's perplexity (forgetting)."""
+    before, after = result.old_valid_ppl_before, result.old_valid_ppl_after
+    if after is None:
+        known = "" if before is None else f" (ppl {before:.2f} before)"
+        return f"old validation: {result.old_valid}{known}; only the new validation is reported"
+    return f"old validation ({result.old_valid}): ppl {before:.2f} before, {after:.2f} after"
 
 
 def resume_command() -> str:
