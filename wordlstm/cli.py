@@ -118,6 +118,18 @@ def train(
         help="replace the model that --model holds (kept until an epoch of the new run is "
         "validated)",
     ),
+    continue_run: bool = typer.Option(
+        False,
+        "--continue",
+        help="train the model --model further on these files: its architecture and vocabulary, "
+        "and the recipe flags not given as it was trained (lr: that of its last epoch)",
+    ),
+    grow_vocab: bool = typer.Option(
+        False,
+        "--grow-vocab",
+        help="with --continue: add the words of the files seen --min-freq times to the "
+        "vocabulary (up to --vocab-size in all)",
+    ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
@@ -153,6 +165,9 @@ def train(
         ),
         resume=resume,
         force=force,
+        continued=continue_run,
+        grow_vocab=grow_vocab,
+        given=frozenset(given_params(ctx)),
     )
     if resume:
         job = resumed_job(job, given_params(ctx))
@@ -171,6 +186,8 @@ def train(
         if e.resumable:
             console.print(f"resume with: {resume_command()}")
         raise typer.Exit(e.exit_code) from None
+    if continue_run:
+        console.print(old_validation_line(result))
     if json_out:
         print_json(asdict(result))
     else:
@@ -222,6 +239,15 @@ def flag_words(param, field: str, value) -> str | None:
 def value_text(value) -> str:
     """A flag's value as a user types it (20.0 as 20)."""
     return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def old_validation_line(result) -> str:
+    """What a continued run did to the old validation text's perplexity (forgetting)."""
+    before, after = result.old_valid_ppl_before, result.old_valid_ppl_after
+    if after is None:
+        known = "" if before is None else f" (ppl {before:.2f} before)"
+        return f"old validation: {result.old_valid}{known}; only the new validation is reported"
+    return f"old validation ({result.old_valid}): ppl {before:.2f} before, {after:.2f} after"
 
 
 def resume_command() -> str:

@@ -10,7 +10,7 @@ decoder, never on the recurrent connections.
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from wordlstm import lstm
 from wordlstm.backend import DTYPE, xp
@@ -112,6 +112,15 @@ def decoder_block(params: dict, arch: Architecture) -> "xp.ndarray":
     return block
 
 
+def initial(name: str, shape: tuple, hidden: int, rng, dtype=DTYPE) -> "xp.ndarray":
+    """A parameter as PyTorch initialises it: the decoder bias 0, LSTM weights and biases
+    U(-1/sqrt(hidden), 1/sqrt(hidden)), the embedding and decoder weights U(-0.1, 0.1)."""
+    if name == "decoder.bias":
+        return xp.zeros(shape, dtype=dtype)
+    limit = 1.0 / float(hidden) ** 0.5 if name.startswith("rnn.") else 0.1
+    return xp.asarray(rng.uniform(-limit, limit, shape), dtype=dtype)
+
+
 class LanguageModel:
     """An LSTM language model with a hand-written forward and backward pass."""
 
@@ -129,15 +138,10 @@ class LanguageModel:
         LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H)); plus `forget_bias` added to the
         forget gate's bias, so that the cell starts out remembering (Gers et al. 2000)."""
         params = {}
-        bound = 1.0 / float(arch.hidden) ** 0.5
         for name, shape in arch.shapes().items():
             if name == "decoder.weight" and arch.tied:
                 continue
-            if name == "decoder.bias":
-                params[name] = xp.zeros(shape, dtype=dtype)
-                continue
-            limit = bound if name.startswith("rnn.") else 0.1
-            params[name] = xp.asarray(rng.uniform(-limit, limit, shape), dtype=dtype)
+            params[name] = initial(name, shape, arch.hidden, rng, dtype)
         H = arch.hidden
         for k in range(arch.layers):
             params[f"rnn.bias_hh_l{k}"][H : 2 * H] += forget_bias
@@ -165,6 +169,20 @@ class LanguageModel:
         if arch.tied:
             del params["decoder.weight"]
         return cls(arch, params, dropout)
+
+    def with_vocab(self, vocab: int, rng) -> "LanguageModel":
+        """This model with rows for `vocab` - V new words appended to the embedding and the
+        decoder, made as `init` makes a fresh model's; the old ids keep their rows."""
+        arch = replace(self.arch, vocab=vocab)
+        weights = dict(self.weights())
+        for name in ("encoder.weight", "decoder.weight", "decoder.bias"):
+            if name == "decoder.weight" and arch.tied:
+                weights[name] = weights["encoder.weight"]
+                continue
+            old = weights[name]
+            rows = initial(name, (vocab - len(old), *old.shape[1:]), arch.hidden, rng, old.dtype)
+            weights[name] = xp.concatenate([old, rows])
+        return LanguageModel.from_weights(arch, weights, self.dropout)
 
     def weights(self) -> dict:
         """The arrays to save, under the PyTorch names (decoder.weight included when tied)."""

@@ -31,6 +31,8 @@ from wordlstm.train import Epoch, TrainState
 STATE_JSON = "training.json"
 STATE_NPZ = "training.npz"
 STATE_VERSION = 1
+PENDING = "pending_run"  # in config.json: the folder keeps its model for a newer run whose
+# state training.json holds and which has no validated epoch yet
 
 _NUMBER = (int, float)
 # The JSON-side fields of a TrainState and the types they must have.
@@ -199,11 +201,21 @@ def check_data(saved: Saved, digest: str, path: Path) -> None:
         )
 
 
+@dataclass
+class Kept:
+    """The model files a run leaves in its folder until it has a validated epoch."""
+
+    config: dict
+    tokenizer_json: str
+    weights: dict[str, np.ndarray]
+
+
 class Saver:
     """What `train` calls to save: the model folder with the best weights so far, or later
     ones near them (`Epoch.saved`; until an epoch is validated, the current ones, marked
-    unfinished, unless `hold`: then nothing), and the state to resume from. When the time
-    budget ended the run, config.json says so (`ended`), to tell it from a stopped run."""
+    unfinished; with `hold`, nothing; with `keep`, the kept model marked PENDING beside this
+    run's state), and the state to resume from. When the time budget ended the run,
+    config.json says so (`ended`), to tell it from a stopped run."""
 
     def __init__(
         self,
@@ -214,9 +226,11 @@ class Saver:
         fingerprint: dict,
         *,
         hold: bool = False,
+        keep: Kept | None = None,
     ) -> None:
         self.path, self.model, self.tokenizer = path, model, tokenizer
-        self.facts, self.fingerprint, self.hold = facts, fingerprint, hold
+        self.facts, self.fingerprint = facts, fingerprint
+        self.hold, self.keep = hold, keep
         self.best: dict | None = None  # the metrics of the best weights
         self.best_weights: dict | None = None
         self.history: list[Epoch] = []
@@ -229,7 +243,7 @@ class Saver:
         self.state = saved.state
         self.history = saved.state.history
         self.written = True
-        if not saved.config.get("unfinished"):
+        if not (saved.config.get("unfinished") or saved.config.get(PENDING)):
             self.best, self.best_weights = saved.config["metrics"], saved.weights
 
     def __call__(self, state: TrainState, result: Epoch | None) -> None:
@@ -248,6 +262,18 @@ class Saver:
         self.state = state
         if self.best is None and self.hold:
             return
+        if self.best is None and self.keep is not None:
+            kept = self.keep
+            store.save(
+                self.path,
+                config={**kept.config, PENDING: True},
+                tokenizer_json=kept.tokenizer_json,
+                weights=kept.weights,
+                extra=to_files(state, self.fingerprint),
+            )
+            self.written = True
+            return
+        self.keep = None  # replaced by validated weights for good
         facts = {**self.facts, "history": [asdict(e) for e in self.history]}
         if self.best is None:
             facts["unfinished"] = True

@@ -63,27 +63,32 @@ class Tokenizer:
         """
         if split not in SPLITS:
             raise BadInput(f"unknown split {split!r}: use 'words' or 'whitespace'")
-        if vocab_size < 0 or vocab_size in (1, 2):
-            raise BadInput(f"vocabulary size must be 0 (no limit) or at least 3, not {vocab_size}")
-        if min_freq < 1:
-            raise BadInput(f"minimum word frequency must be at least 1, not {min_freq}")
-        counter = _pipeline(split, lowercase)
-        # The trainer gets no special tokens: it would add them as "added tokens", which HF
-        # matches inside any text, so a literal "<eos>" would turn special. It may still list
-        # <unk>/<eos> as ordinary words (PTB has <unk> marks), hence the 2 spare places.
-        counter.train_from_iterator(
-            lines,
-            trainers.WordLevelTrainer(
-                vocab_size=vocab_size or 2**63 - 1, min_frequency=min_freq, show_progress=False
-            ),
-        )
-        counted = counter.get_vocab()
-        words = [w for w in sorted(counted, key=counted.__getitem__) if w not in (UNK, EOS)]
+        _check_sizes(vocab_size, min_freq)
+        words = _ranked_words(lines, split, lowercase, vocab_size, min_freq)
         if not words:
             raise BadInput("the training text has no words to build a vocabulary from")
         if vocab_size:
             words = words[: vocab_size - 2]
         vocab = {UNK: 0, EOS: 1} | {w: i for i, w in enumerate(words, start=2)}
+        return cls._built(split, lowercase, vocab)
+
+    def grow(self, lines: Iterable[str], *, vocab_size: int = 0, min_freq: int = 1) -> Tokenizer:
+        """This vocabulary and, after its ids, the words of `lines` seen at least `min_freq`
+        times that it lacks, most frequent first, up to `vocab_size` tokens in all (0 = no
+        limit). Growing the grown vocabulary on the same lines adds nothing."""
+        _check_sizes(vocab_size, min_freq)
+        vocab = self._hf.get_vocab()
+        words = _ranked_words(lines, self.split, self.lowercase, 0, min_freq)
+        new = [w for w in words if w not in vocab]
+        if vocab_size:
+            new = new[: max(0, vocab_size - len(vocab))]
+        if not new:
+            return self
+        added = {w: i for i, w in enumerate(new, start=len(vocab))}
+        return self._built(self.split, self.lowercase, vocab | added)
+
+    @classmethod
+    def _built(cls, split: str, lowercase: bool, vocab: dict[str, int]) -> Tokenizer:
         hf = _pipeline(split, lowercase)
         hf.model = models.WordLevel(vocab, unk_token=UNK)
         return cls(hf)
@@ -183,6 +188,32 @@ class Tokenizer:
         """Map a literal "<eos>" in the text to unknown: only line ends are end-of-line."""
         ids[ids == self._eos] = self._unk
         return ids
+
+
+def _check_sizes(vocab_size: int, min_freq: int) -> None:
+    if vocab_size < 0 or vocab_size in (1, 2):
+        raise BadInput(f"vocabulary size must be 0 (no limit) or at least 3, not {vocab_size}")
+    if min_freq < 1:
+        raise BadInput(f"minimum word frequency must be at least 1, not {min_freq}")
+
+
+def _ranked_words(
+    lines: Iterable[str], split: str, lowercase: bool, vocab_size: int, min_freq: int
+) -> list[str]:
+    """The words of `lines` seen at least `min_freq` times, most frequent first (ties in
+    alphabetical order), without the special tokens; `vocab_size` > 0 bounds the count."""
+    counter = _pipeline(split, lowercase)
+    # The trainer gets no special tokens: it would add them as "added tokens", which HF
+    # matches inside any text, so a literal "<eos>" would turn special. It may still list
+    # <unk>/<eos> as ordinary words (PTB has <unk> marks), hence the 2 spare places.
+    counter.train_from_iterator(
+        lines,
+        trainers.WordLevelTrainer(
+            vocab_size=vocab_size or 2**63 - 1, min_frequency=min_freq, show_progress=False
+        ),
+    )
+    counted = counter.get_vocab()
+    return [w for w in sorted(counted, key=counted.__getitem__) if w not in (UNK, EOS)]
 
 
 def _pipeline(split: str, lowercase: bool) -> HFTokenizer:

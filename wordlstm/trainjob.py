@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from wordlstm.model import Architecture, LanguageModel
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.train import Epoch, Progress, Recipe, Retry, default_dropout, train
+
+if TYPE_CHECKING:
+    from wordlstm.finetune import Start
 
 VALID_FRACTION = 0.1
 
@@ -52,10 +56,16 @@ class TrainJob:
     recipe: Recipe = field(default_factory=Recipe)
     resume: bool = False
     force: bool = False  # replace the model the folder holds (else that is refused)
+    continued: bool = False  # train the model in `model` further on the files (finetune)
+    grow_vocab: bool = False  # continued: add the files' words to its vocabulary
+    given: frozenset[str] = frozenset()  # the settings given (field names); a continued
+    # run takes the others from its model
 
     def __post_init__(self) -> None:
         if self.force and self.resume:
             raise BadInput("--force replaces the model and --resume continues it: give one")
+        if self.force and self.continued:
+            raise BadInput("--force replaces the model and --continue trains it further: give one")
 
 
 @dataclass
@@ -69,6 +79,10 @@ class TrainResult:
     valid_ppl: float
     vocab: int
     params: int
+    old_valid_ppl_before: float | None = None  # continued: on the old validation text
+    old_valid_ppl_after: float | None = None
+    old_valid: str | None = None  # what that text is, or why it cannot be read
+    new_words: int | None = None  # continued: words added to the vocabulary
 
 
 def train_files(
@@ -79,7 +93,8 @@ def train_files(
 ) -> TrainResult:
     """Reads the files, builds the vocabulary, trains, and saves the model after every epoch:
     the best weights so far (or later ones near them) with the state to resume from
-    (`job.resume` starts there).
+    (`job.resume` starts there). `job.continued` starts from the model in the folder
+    (`finetune`), which stays there until the run has validated an epoch.
 
     Holds the model's writer lock throughout, so a second run into it fails at once. The
     first Ctrl-C stops training after the current step, saves, and raises Interrupted.
@@ -90,13 +105,25 @@ def train_files(
     path = store.resolve(job.model)
     if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
         raise BadInput("--dropout must be in [0, 1)")
-    settings = _settings(job)
+    if job.grow_vocab and not job.continued:
+        raise BadInput("--grow-vocab goes with --continue")
     with store.writer_lock(path):
-        replacing = not job.resume and _replacing(job, path)
+        replacing = not (job.resume or job.continued) and _replacing(job, path)
         saved = resume.read(path) if job.resume else None
+        start = None
+        if job.continued:
+            from wordlstm import finetune  # it builds on this module
+
+            job, start = finetune.start(job, path, saved)
+        elif saved is not None and "continued" in saved.fingerprint:
+            raise BadInput(
+                f"cannot resume {path}: its run continues a model on new text; "
+                "resume it with --continue --resume"
+            )
+        settings = _settings(job)
         if saved is not None:
             resume.check_settings(saved, settings, path, job.recipe.epochs)
-        tokenizer, train_ids, valid_ids = _training_data(job)
+        tokenizer, train_ids, valid_ids = _training_data(job, start)
         digest = resume.data_digest(tokenizer.to_str(), train_ids, valid_ids)
         if saved is not None:
             resume.check_data(saved, digest, path)
@@ -111,16 +138,18 @@ def train_files(
         if dropout is None:
             dropout = default_dropout(len(train_ids), tokenizer.vocab_size)
         rng = np.random.default_rng(job.seed)
-        model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
+        fingerprint = {"settings": settings, "data": digest}
         facts = _facts(job, train_ids, valid_ids)
-        saver = resume.Saver(
-            path,
-            model,
-            tokenizer,
-            facts,
-            {"settings": settings, "data": digest},
-            hold=replacing,
-        )
+        if start is None:
+            model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
+            keep = None
+        else:
+            model = start.model(arch.vocab, rng)
+            fingerprint["continued"] = asdict(start.base)
+            new_words = arch.vocab - start.base.vocab
+            facts["continued"] = {**fingerprint["continued"], "new_words": new_words}
+            keep = start.kept()
+        saver = resume.Saver(path, model, tokenizer, facts, fingerprint, hold=replacing, keep=keep)
         if saved is not None:
             saver.resume_from(saved)
         with resume.deferred_sigint() as interrupted:
@@ -148,6 +177,8 @@ def train_files(
                 resumable=False,
             )
         unvalidated = "" if saver.best else " (no epoch has ended: its weights are unvalidated)"
+        if saver.best is None and start is not None:
+            unvalidated = " (no epoch has ended: it still holds the model it continues)"
         raise Interrupted(
             f"stopped in epoch {state.epoch} after step {state.step}; "
             f"saved {job.model} ({path}){unvalidated}"
@@ -155,7 +186,7 @@ def train_files(
     if saver.best is None:
         raise RunFailure("training ended before a model could be saved")
     history = saver.history
-    return TrainResult(
+    result = TrainResult(
         model=job.model,
         path=str(path),
         epochs=len(history),
@@ -166,6 +197,12 @@ def train_files(
         vocab=arch.vocab,
         params=arch.param_count(),
     )
+    if start is not None:
+        result.old_valid_ppl_before = start.base.old_valid_ppl_before
+        result.old_valid_ppl_after = start.old_valid_ppl(arch, saver.best_weights, job.recipe)
+        result.old_valid = start.old_valid
+        result.new_words = arch.vocab - start.base.vocab
+    return result
 
 
 def resumed_job(job: TrainJob, given: set[str]) -> TrainJob:
@@ -242,7 +279,10 @@ def _settings(job: TrainJob) -> dict:
     net = asdict(job.net)
     if net["dropout"] is None:
         net["dropout"] = "auto"  # the same text gives the same value
-    return {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
+    settings = {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
+    if job.continued:
+        settings["grow_vocab"] = job.grow_vocab
+    return settings
 
 
 def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
@@ -259,12 +299,18 @@ def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
     }
 
 
-def _training_data(job: TrainJob) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
-    """The tokenizer built on the training files and their token streams for training and
-    validation (`job.valid`, else a held-out tail)."""
+def _training_data(
+    job: TrainJob, start: "Start | None" = None
+) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
+    """The tokenizer built on the training files (or that of the model a continued run
+    `start`s from) and their token streams for training and validation (`job.valid`, else
+    a held-out tail)."""
     lines = read_training_lines(job.files)
     valid_lines = read_training_lines([job.valid]) if job.valid else None
-    tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
+    if start is None:
+        tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
+    else:
+        tokenizer = start.vocabulary(lines)
     ids = tokenizer.encode_lines(lines)
     del lines
     if valid_lines is None:
