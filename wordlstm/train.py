@@ -82,6 +82,8 @@ class Recipe:
             raise BadInput("--epochs, --bptt and --batch-size must be at least 1")
         if not (0 < self.lr < math.inf and 0 <= self.clip < math.inf):
             raise BadInput("--lr must be positive and --clip not negative (both finite)")
+        if self.max_time is not None and not self.max_time > 0:  # NaN too
+            raise BadInput("--max-time must be a positive number of seconds")
 
 
 @dataclass
@@ -191,9 +193,10 @@ def train(
     on_retry: Callable[[Retry], None] = lambda r: None,
     save: Callable[[TrainState, Epoch | None], None] = lambda s, e: None,
     stop: Callable[[], bool] = lambda: False,
-) -> None:
+) -> str:
     """Trains the model in place, from `start` if given, until all epochs are done, the time
-    budget is spent, or `stop()` is true after a step or an epoch.
+    budget is spent, or `stop()` is true after a step or an epoch; returns which: "done",
+    "out of time" or "stopped".
 
     Calls `save(state, epoch)` after each epoch, with the state of the next one's start;
     `save(state, None)` when stopped inside an epoch; and `save(state, epoch)` with the
@@ -222,9 +225,9 @@ def train(
                 ended = run.train_steps(deadline, stop, on_progress)
                 if ended == "stopped":
                     save(run.snapshot(epoch_start), None)
-                    return
+                    return ended
                 if run.tokens == 0:  # out of time before the epoch's first step
-                    return
+                    return ended
                 result = run.validate(valid_ids)
             except Diverged as e:
                 if epoch_start.retries >= MAX_RETRIES:
@@ -242,14 +245,15 @@ def train(
                 with run.validated_weights():
                     save(run.snapshot(epoch_start), result)
                 on_epoch(result)
-                return
+                return ended
             run.end_epoch(result, _spent(run.epoch, recipe, begin))
             epoch_start = run.snapshot()
             with run.validated_weights():
                 save(epoch_start, result)
             on_epoch(result)
             if stop():
-                return
+                return "stopped"
+    return "done"
 
 
 class _Run:

@@ -64,6 +64,18 @@ class TrainResult:
     valid_ppl: float
     vocab: int
     params: int
+    stopped_by_budget: bool  # the time budget ended the run before all its epochs
+
+
+@dataclass
+class TrainStart:
+    """What a run is about to train on, reported once before its first step."""
+
+    vocab: int
+    train_tokens: int
+    valid_tokens: int  # the validation text's tokens
+    validated_tokens: int  # of those, how many validation reads (Recipe.valid_tokens)
+    params: int
 
 
 def train_files(
@@ -71,6 +83,7 @@ def train_files(
     on_progress: Callable[[Progress], None] = lambda p: None,
     on_epoch: Callable[[Epoch], None] = lambda e: None,
     on_retry: Callable[[Retry], None] = lambda r: None,
+    on_start: Callable[[TrainStart], None] = lambda s: None,
 ) -> TrainResult:
     """Reads the files, builds the vocabulary, trains, and saves the model after every epoch:
     the best weights so far (or later ones near them) with the state to resume from
@@ -108,8 +121,9 @@ def train_files(
         saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
         if saved is not None:
             saver.resume_from(saved)
+        on_start(_start(arch, train_ids, valid_ids, job.recipe))
         with resume.deferred_sigint() as interrupted:
-            train(
+            ended = train(
                 model,
                 train_ids,
                 valid_ids,
@@ -141,6 +155,20 @@ def train_files(
         tokens_per_sec=sum(e.tokens for e in history) / max(1e-9, sum(e.seconds for e in history)),
         valid_ppl=saver.best["valid_ppl"],
         vocab=arch.vocab,
+        params=arch.param_count(),
+        stopped_by_budget=ended == "out of time",
+    )
+
+
+def _start(
+    arch: Architecture, train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe
+) -> TrainStart:
+    """What the run is about to train on."""
+    return TrainStart(
+        vocab=arch.vocab,
+        train_tokens=int(len(train_ids)),
+        valid_tokens=int(len(valid_ids)),
+        validated_tokens=int(min(len(valid_ids), recipe.valid_tokens)),
         params=arch.param_count(),
     )
 
