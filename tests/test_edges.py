@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, run
 
-ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*[0-9]m")  # an SGR sequence (colour or style)
+# an SGR sequence that sets a colour: foreground or background, 8, 16, 256 or true colours
+ANSI_COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])(?:;[0-9;]*)?m")
 
 
 def run_on_terminal(
@@ -230,10 +231,12 @@ def test_models_in_a_pipe_are_columns_awk_can_split(trained, tmp_path):
     assert [line.split() for line in proc.out.splitlines()] == rows
 
 
-def test_models_on_a_terminal_is_a_table_with_size_and_status(trained, tmp_path):
+@pytest.mark.parametrize("columns", ["160", "40"])
+def test_models_on_a_terminal_is_a_table_with_size_and_status(columns, trained, tmp_path):
+    """A table with sizes for people; on a narrow terminal its cells are never cut short."""
     home = broken_store(trained, tmp_path)
     master, slave = pty.openpty()
-    env = dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1", COLUMNS="160")
+    env = dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1", COLUMNS=columns)
     proc = subprocess.run([sys.executable, "-m", "wordlstm", "models"], stdout=slave,
                           stderr=subprocess.PIPE, env=env, timeout=60)  # fmt: skip
     os.close(slave)
@@ -244,6 +247,7 @@ def test_models_on_a_terminal_is_a_table_with_size_and_status(trained, tmp_path)
     assert "layers x hidden" in lines[0] and "size" in lines[0] and "status" in lines[0]
     assert re.search(r"default .*1x16 .* \d+(\.\d)? ?[kM]?B .*ok", out), out
     assert re.search(r"half .*broken", out), out
+    assert "…" not in out
 
 
 def test_a_finished_run_keeps_its_resume_state_so_more_epochs_go_on(trained, tmp_path, corpus):

@@ -323,7 +323,11 @@ def complete(
     seed: int = typer.Option(None, help="with --sample: a seed for a repeatable continuation"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per prompt"),
 ) -> None:
-    """The most likely next words after a prompt, and optionally a continuation."""
+    """The most likely next words after a prompt, and optionally a continuation.
+
+    Prompts from stdin: each block starts with a line `> PROMPT`. Words the model does not
+    know are named on stderr (and in --json's "unknown"); a word known only in another case
+    (i, I) is read as the known one ("recased")."""
     if top < 0 or words < 0:
         raise BadInput("--top and --words must not be negative")
     if temperature <= 0:
@@ -346,23 +350,43 @@ def complete(
             first=n,
             temperature=temperature,
         ):
+            note = prompt_note(c)
+            if note:
+                where = "" if prompt is not None else f"line {n + 1}: "
+                sys.stderr.write(f"{where}{note}\n")
+                sys.stderr.flush()
             if json_out:
                 print_json(
                     {
                         "prompt": c.prompt,
                         "next": [{"word": w, "prob": p} for w, p in c.next],
                         "continuation": c.continuation,
+                        "unknown": c.unknown,
+                        "recased": c.recased,
                     }
                 )
             else:
                 if n:
                     sys.stdout.write("\n")
+                if prompt is None:  # one block per stdin line: say whose block it is
+                    sys.stdout.write(f"> {c.prompt}\n")
                 if words:
                     sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
                 for word, p in c.next:
                     sys.stdout.write(f"{word}\t{p:.4f}\n")
             n += 1
         sys.stdout.flush()
+
+
+def prompt_note(c) -> str:
+    """What stderr says about a prompt's words: those the model does not know, and those
+    read in another case ("" when there are none)."""
+    parts = []
+    if c.unknown:
+        parts.append(f"unknown words: {', '.join(c.unknown)}")
+    if c.recased:
+        parts.append("read " + ", ".join(f"{a} as {b}" for a, b in c.recased.items()))
+    return "; ".join(parts)
 
 
 @app.command(
@@ -404,6 +428,9 @@ def score(
             if per_token:
                 obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
             print_json(obj)
+        elif per_token:
+            sys.stdout.write(per_token_line(s) + "\n")
+            sys.stdout.flush()
         else:
             sys.stdout.write(f"{s.ppl:.2f}\t{s.log_prob:.4f}\t{s.tokens}\t{s.text}\n")
             sys.stdout.flush()
@@ -412,6 +439,14 @@ def score(
     stderr_console().print(
         f"tokens {tokens} | unknown {unknown} ({share:.2f}%) | perplexity {ppl:.2f}"
     )
+
+
+def per_token_line(s) -> str:
+    """A scored line token by token, as KenLM's query prints it: `token=id log_p` for each
+    token (natural log, the end-of-line token last), tab-separated, then the line's total
+    and its count of unknown words."""
+    tokens = "\t".join(f"{t.token}={t.id} {t.log_prob:.4f}" for t in s.token_scores)
+    return f"{tokens}\tTotal: {s.log_prob:.4f} OOV: {s.unknown}"
 
 
 @app.command(
@@ -432,7 +467,11 @@ def evaluate(
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import evaluate_file
 
-    r = evaluate_file(load_model(model), file, batch_size=batch_size, bptt=bptt)
+    loaded = load_model(model)
+    with TokenProgress(stderr_console(), "eval") as progress:
+        r = evaluate_file(
+            loaded, file, batch_size=batch_size, bptt=bptt, on_progress=progress.update
+        )
     if json_out:
         print_json(r)
         return
@@ -446,6 +485,41 @@ def evaluate(
     ]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
+
+
+class TokenProgress:
+    """A progress bar of tokens done on a terminal (transient: gone at the end); nothing
+    elsewhere."""
+
+    def __init__(self, console, label: str) -> None:
+        self.console, self.label = console, label
+        self.bar = None
+
+    def __enter__(self) -> "TokenProgress":
+        if show_progress(self.console):
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                TextColumn("{task.fields[count]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, count="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(
+                self.task, completed=done, total=total, count=f"{done:,}/{total:,} tokens"
+            )
 
 
 def input_lines(files: list[str]):
@@ -577,7 +651,11 @@ def print_models_table(rows: list[dict]) -> None:
         table.add_column(column.replace("_", " "), no_wrap=True)
     for row in rows:
         table.add_row(*model_cells(row, human=True))
-    Console(no_color=no_color(), highlight=False).print(table)
+    console = Console(no_color=no_color(), highlight=False)
+    # wider than a narrow terminal rather than cells cut short
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    console.width = max(console.width, natural)
+    console.print(table)
 
 
 def count_params(arch: dict) -> int:

@@ -24,6 +24,7 @@ dies, so a killed run never leaves the model locked.
 """
 
 import contextlib
+import difflib
 import fcntl
 import json
 import os
@@ -340,9 +341,31 @@ def _in_store(path: Path) -> bool:
 
 
 def _not_found(path: Path) -> BadInput:
-    if _in_store(path):
-        return BadInput(f"no model named {path.name!r} (see 'wordlstm models')")
-    return BadInput(f"no model folder at {path}")
+    """The error for a model that is not there, saying what to do: the store's name closest
+    to a mistyped one, or how to train a first model."""
+    if not _in_store(path):
+        return BadInput(f"no model folder at {path}")
+    name = path.name
+    names = _names(path.parent)
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return BadInput(f"no model named {name!r}; did you mean {close[0]!r}?")
+    if not names:
+        flag = "" if name == "default" else f" --model {name}"
+        return BadInput(
+            f"no model named {name!r}: the store is empty; train one with "
+            f"'wordlstm train FILE{flag}'"
+        )
+    return BadInput(f"no model named {name!r} (see 'wordlstm models')")
+
+
+def _names(root: Path) -> list[str]:
+    """The names of the folders in the store folder `root` (none if it cannot be read)."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(n for n in entries if _NAME.fullmatch(n) and (root / n).is_dir())
 
 
 def _read_config(path: Path) -> dict:
