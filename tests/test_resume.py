@@ -114,6 +114,7 @@ def start_training(home, text, model) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
+    assert proc.stderr.readline().startswith(b"vocabulary ")  # the start line
     assert proc.stderr.readline().startswith(b"epoch   1 |")
     return proc
 

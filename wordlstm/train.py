@@ -204,13 +204,7 @@ def train(
     does not change the course of training, so every saved state resumes exactly. With SGD the
     learning rate is divided by 4 after an epoch that did not improve on the best.
     """
-    if len(train_ids) < 2 * recipe.batch_size:
-        raise BadInput(
-            f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
-            f"needs at least {2 * recipe.batch_size}"
-        )
-    if len(valid_ids) < 2:
-        raise BadInput("the validation text needs at least one line with a word")
+    check_lengths(train_ids, valid_ids, recipe)
     valid_ids = valid_ids[: recipe.valid_tokens + 1]
     run = _Run(model, train_ids, recipe, rng)
     if start is not None:
@@ -254,6 +248,17 @@ def train(
             if stop():
                 return "stopped"
     return "done"
+
+
+def check_lengths(train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe) -> None:
+    """BadInput unless the texts are long enough to train on and validate with."""
+    if len(train_ids) < 2 * recipe.batch_size:
+        raise BadInput(
+            f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
+            f"needs at least {2 * recipe.batch_size}"
+        )
+    if len(valid_ids) < 2:
+        raise BadInput("the validation text needs at least one line with a word")
 
 
 class _Run:

@@ -16,7 +16,15 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Epoch, Progress, Recipe, Retry, default_dropout, train
+from wordlstm.train import (
+    Epoch,
+    Progress,
+    Recipe,
+    Retry,
+    check_lengths,
+    default_dropout,
+    train,
+)
 
 VALID_FRACTION = 0.1
 
@@ -121,6 +129,7 @@ def train_files(
         saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
         if saved is not None:
             saver.resume_from(saved)
+        check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
         on_start(_start(arch, train_ids, valid_ids, job.recipe))
         with resume.deferred_sigint() as interrupted:
             ended = train(
