@@ -318,6 +318,8 @@ def test_complete_from_stdin_heads_each_block_with_its_prompt(trained):
     assert all(len(b.strip().splitlines()) == 3 for b in blocks)
     single = run("complete", "The cat", "--top", "2", home=trained)
     assert single.out == "\n".join(blocks[0].splitlines()[1:]) + "\n"  # an argument: no header
+    named = run("complete", "--top", "2", input="The cat\nxyzzy sat\n", home=trained)
+    assert named.err == "line 2: unknown words: xyzzy\n"  # which prompt lacks the word
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan"])
