@@ -63,6 +63,7 @@ def start_training(
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
+    assert proc.stderr.readline().startswith(b"vocabulary ")  # the start line
     assert proc.stderr.readline().startswith(b"epoch   1 |")
     return proc
 

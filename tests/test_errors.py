@@ -232,6 +232,7 @@ def test_a_second_training_into_one_model_is_refused_until_the_first_dies(home, 
         stderr=subprocess.PIPE,
     )
     try:
+        assert first.stderr.readline().startswith(b"vocabulary ")  # the start line
         assert first.stderr.readline().startswith(b"epoch   1 |")  # it holds the lock
         started = time.monotonic()
         second = run("train", str(corpus), *TINY, "--epochs", "1", home=home)

@@ -5,8 +5,10 @@ Heavy modules are imported inside the commands that need them, so that `complete
 """
 
 import json
+import math
 import os
 import sys
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -18,16 +20,35 @@ from wordlstm.errors import BadInput, WordlstmError
 if TYPE_CHECKING:
     from wordlstm.resume import SettingsDiffer
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+def examples(*lines: str) -> str:
+    """A help epilog of example command lines, kept as written (\\b: click does not rewrap)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 app = typer.Typer(
     name="wordlstm",
     help="Next-word prediction with an LSTM language model written in NumPy.",
-    add_completion=False,
+    epilog=examples(
+        "wordlstm train corpora/demo.txt --max-time 180",
+        'wordlstm complete "Last year, due to my job, I"',
+    ),
+    context_settings=HELP_OPTIONS,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 models_app = typer.Typer(
     help="List, show and remove the models in the store.",
+    epilog=examples(
+        "wordlstm models",
+        "wordlstm models --json",
+        "wordlstm models | awk -F'\\t' '$9 == \"broken\" {print $1}'",
+    ),
+    context_settings=HELP_OPTIONS,
     invoke_without_command=True,
     rich_markup_mode=None,
 )
@@ -36,15 +57,22 @@ app.add_typer(models_app, name="models")
 MODEL_HELP = "a model name in the store, or a path to a model folder"
 
 
+def no_color() -> bool:
+    """Whether NO_COLOR asks for no colour: set and not empty (no-color.org). It turns off
+    colour only; progress bars stay."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def stderr_console():
     """A rich console on stderr: colour only on a terminal and without NO_COLOR."""
     from rich.console import Console
 
-    return Console(stderr=True, no_color="NO_COLOR" in os.environ, highlight=False, soft_wrap=True)
+    return Console(stderr=True, no_color=no_color(), highlight=False, soft_wrap=True)
 
 
 def show_progress(console) -> bool:
-    return console.is_terminal and "NO_COLOR" not in os.environ
+    """Progress bars go to a terminal only."""
+    return console.is_terminal
 
 
 def print_json(obj) -> None:
@@ -67,7 +95,13 @@ def root(
     """Next-word prediction with an LSTM language model written in NumPy."""
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "wordlstm train corpora/demo.txt --max-time 180",
+        "wordlstm train ptb.train.txt --valid ptb.valid.txt --split whitespace --model ptb",
+        "wordlstm train a.txt b.txt --model mine --hidden 650 --dropout 0.5",
+    )
+)
 def train(
     ctx: typer.Context,
     files: list[str] = typer.Argument(
@@ -175,9 +209,13 @@ def train(
         raise BadInput("give the FILES to train on (- for stdin), or --resume an interrupted run")
     console = stderr_console()
     try:
-        with TrainView(console, job.recipe.epochs) as view:
+        with TrainView(console, job.recipe.epochs, job.recipe.max_time) as view:
             result = train_files(
-                job, on_progress=view.progress, on_epoch=view.epoch, on_retry=view.retry
+                job,
+                on_progress=view.progress,
+                on_epoch=view.epoch,
+                on_retry=view.retry,
+                on_start=view.start,
             )
     except SettingsDiffer as e:
         raise BadInput(settings_differ_in_flags(ctx, model, e)) from None
@@ -191,9 +229,10 @@ def train(
     if json_out:
         print_json(asdict(result))
     else:
+        budget = f"; stopped by --max-time after {max_time:g} s" if result.stopped_by_budget else ""
         console.print(
             f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
-            f"{result.epochs} epochs, {result.seconds:.0f} s"
+            f"{result.epochs} epochs, {result.seconds:.0f} s{budget}"
         )
 
 
@@ -250,6 +289,14 @@ def old_validation_line(result) -> str:
     return f"old validation ({result.old_valid}): ppl {before:.2f} before, {after:.2f} after"
 
 
+def clock(seconds: float) -> str:
+    """Seconds as m:ss, or h:mm:ss from an hour, rounded up (a time left never shows 0:00
+    while time is left)."""
+    m, s = divmod(math.ceil(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def resume_command() -> str:
     """This command line as the user can paste it to resume: the same arguments + --resume
     (less --force, which has done its job)."""
@@ -260,16 +307,21 @@ def resume_command() -> str:
 
 
 class TrainView:
-    """Renders training: a live progress bar on a terminal, one line per epoch always."""
+    """Renders training: a start line, a live progress bar on a terminal, one line per epoch
+    always. The bar's share done and time left are of the epochs or of the --max-time
+    budget, whichever ends the run first."""
 
-    def __init__(self, console, epochs: int) -> None:
+    def __init__(self, console, epochs: int, max_time: float | None = None) -> None:
         self.console = console
         self.epochs = epochs
+        self.max_time = max_time
         self.bar = None
+        self.began = time.monotonic()  # reset by start(), when training begins
+        self.first: tuple[float, int] | None = None  # (time, steps done) at the first step
 
     def __enter__(self) -> "TrainView":
         if show_progress(self.console):
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self.bar = Progress(
                 TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -278,15 +330,50 @@ class TrainView:
                     "{task.fields[speed]:,.0f} tok/s  loss {task.fields[loss]:.3f}"
                     "  ppl {task.fields[ppl]:.1f}"
                 ),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[left]} left"),
                 console=self.console,
                 transient=True,
             )
             self.bar.start()
             self.task = self.bar.add_task(
-                "train", total=1, epoch=1, epochs=self.epochs, speed=0.0, loss=0.0, ppl=0.0
+                "train",
+                total=1,
+                epoch=1,
+                epochs=self.epochs,
+                speed=0.0,
+                loss=0.0,
+                ppl=0.0,
+                left="-:--",
             )
         return self
+
+    def start(self, s) -> None:
+        """The start line: what the run trains on; the budget's clock starts here."""
+        self.began = time.monotonic()
+        read = f"{s.valid_tokens:,}"
+        if s.validated_tokens < s.valid_tokens:
+            read = f"{s.validated_tokens:,} of {read}"
+        self.console.print(
+            f"vocabulary {s.vocab:,} words | training {s.train_tokens:,} tokens | "
+            f"validation {read} tokens | {s.params:,} parameters"
+        )
+
+    def time_left(self, done: int, total: int) -> tuple[float, float | None]:
+        """(share done, seconds left) of the run: by the steps' pace over all epochs, or by
+        the budget if that ends sooner; seconds left is None until the pace is known."""
+        now = time.monotonic()
+        share, left = done / total, None
+        if self.first is None:
+            self.first = (now, done)
+        elif done > self.first[1]:
+            pace = (now - self.first[0]) / (done - self.first[1])
+            left = pace * (total - done)
+        if self.max_time is not None:
+            spent = now - self.began
+            share = max(share, min(1.0, spent / self.max_time))
+            budget_left = max(0.0, self.max_time - spent)
+            left = budget_left if left is None else min(left, budget_left)
+        return share, left
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -294,16 +381,15 @@ class TrainView:
 
     def progress(self, p) -> None:
         if self.bar is not None:
-            import math
-
+            share, left = self.time_left((p.epoch - 1) * p.steps + p.step, p.steps * self.epochs)
             self.bar.update(  # one bar for the whole run, so the time left is the run's
                 self.task,
-                total=p.steps * self.epochs,
-                completed=(p.epoch - 1) * p.steps + p.step,
+                completed=share,
                 epoch=p.epoch,
                 speed=p.tokens_per_sec,
                 loss=p.loss,
                 ppl=math.exp(min(p.loss, 50)),
+                left="-:--" if left is None else clock(left),
             )
 
     def retry(self, r) -> None:
@@ -322,7 +408,13 @@ class TrainView:
         )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        'wordlstm complete "Last year, due to my job, I" --top 3',
+        'wordlstm complete "The cat" --words 8 --sample --seed 1',
+        "printf 'The cat\\nI like\\n' | wordlstm complete --json",
+    )
+)
 def complete(
     prompt: str = typer.Argument(None, help="the text to continue (default: one per stdin line)"),
     model: str = typer.Option("default", help=MODEL_HELP),
@@ -333,7 +425,11 @@ def complete(
     seed: int = typer.Option(None, help="with --sample: a seed for a repeatable continuation"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per prompt"),
 ) -> None:
-    """The most likely next words after a prompt, and optionally a continuation."""
+    """The most likely next words after a prompt, and optionally a continuation.
+
+    Prompts from stdin: each block starts with a line `> PROMPT`. Words the model does not
+    know are named on stderr (and in --json's "unknown"); a word known only in another case
+    (i, I) is read as the known one ("recased")."""
     if top < 0 or words < 0:
         raise BadInput("--top and --words must not be negative")
     if temperature <= 0:
@@ -356,17 +452,26 @@ def complete(
             first=n,
             temperature=temperature,
         ):
+            note = prompt_note(c)
+            if note:
+                where = "" if prompt is not None else f"line {n + 1}: "
+                sys.stderr.write(f"{where}{note}\n")
+                sys.stderr.flush()
             if json_out:
                 print_json(
                     {
                         "prompt": c.prompt,
                         "next": [{"word": w, "prob": p} for w, p in c.next],
                         "continuation": c.continuation,
+                        "unknown": c.unknown,
+                        "recased": c.recased,
                     }
                 )
             else:
                 if n:
                     sys.stdout.write("\n")
+                if prompt is None:  # one block per stdin line: say whose block it is
+                    sys.stdout.write(f"> {c.prompt}\n")
                 if words:
                     sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
                 for word, p in c.next:
@@ -375,14 +480,36 @@ def complete(
         sys.stdout.flush()
 
 
-@app.command()
+def prompt_note(c) -> str:
+    """What stderr says about a prompt's words: those the model does not know, and those
+    read in another case ("" when there are none)."""
+    parts = []
+    if c.unknown:
+        parts.append(f"unknown words: {', '.join(c.unknown)}")
+    if c.recased:
+        parts.append("read " + ", ".join(f"{a} as {b}" for a, b in c.recased.items()))
+    return "; ".join(parts)
+
+
+@app.command(
+    epilog=examples(
+        "wordlstm score notes.txt",
+        'echo "The cat sat." | wordlstm score --per-token',
+        "wordlstm score --continuous --json chapter.txt",
+    )
+)
 def score(
     files: list[str] = typer.Argument(None, help="text files to score (default: stdin)"),
     model: str = typer.Option("default", help=MODEL_HELP),
     continuous: bool = typer.Option(
         False, "--continuous", help="carry the state from line to line, as in a document"
     ),
-    per_token: bool = typer.Option(False, "--per-token", help="with --json: each token's log p"),
+    per_token: bool = typer.Option(
+        False,
+        "--per-token",
+        help="each token's log p: with --json a token_log_probs list; else one line per input "
+        "line of tab-separated `token=id log_p` and then `Total: LOG_P OOV: UNKNOWN`",
+    ),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
     """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
@@ -403,6 +530,9 @@ def score(
             if per_token:
                 obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
             print_json(obj)
+        elif per_token:
+            sys.stdout.write(per_token_line(s) + "\n")
+            sys.stdout.flush()
         else:
             sys.stdout.write(f"{s.ppl:.2f}\t{s.log_prob:.4f}\t{s.tokens}\t{s.text}\n")
             sys.stdout.flush()
@@ -413,7 +543,21 @@ def score(
     )
 
 
-@app.command("eval")
+def per_token_line(s) -> str:
+    """A scored line token by token, as KenLM's query prints it: `token=id log_p` for each
+    token (natural log, the end-of-line token last), tab-separated, then the line's total
+    and its count of unknown words."""
+    tokens = "\t".join(f"{t.token}={t.id} {t.log_prob:.4f}" for t in s.token_scores)
+    return f"{tokens}\tTotal: {s.log_prob:.4f} OOV: {s.unknown}"
+
+
+@app.command(
+    "eval",
+    epilog=examples(
+        "wordlstm eval ptb.test.txt --model ptb",
+        "wordlstm eval held-out.txt --json",
+    ),
+)
 def evaluate(
     file: str = typer.Argument(..., help="the text to evaluate on"),
     model: str = typer.Option("default", help=MODEL_HELP),
@@ -425,7 +569,11 @@ def evaluate(
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import evaluate_file
 
-    r = evaluate_file(load_model(model), file, batch_size=batch_size, bptt=bptt)
+    loaded = load_model(model)
+    with TokenProgress(stderr_console(), "eval") as progress:
+        r = evaluate_file(
+            loaded, file, batch_size=batch_size, bptt=bptt, on_progress=progress.update
+        )
     if json_out:
         print_json(r)
         return
@@ -439,6 +587,41 @@ def evaluate(
     ]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
+
+
+class TokenProgress:
+    """A progress bar of tokens done on a terminal (transient: gone at the end); nothing
+    elsewhere."""
+
+    def __init__(self, console, label: str) -> None:
+        self.console, self.label = console, label
+        self.bar = None
+
+    def __enter__(self) -> "TokenProgress":
+        if show_progress(self.console):
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                TextColumn("{task.fields[count]}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, count="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(
+                self.task, completed=done, total=total, count=f"{done:,}/{total:,} tokens"
+            )
 
 
 def input_lines(files: list[str]):
@@ -458,39 +641,124 @@ def input_lines(files: list[str]):
 
 
 @models_app.callback()
-def models(ctx: typer.Context) -> None:
-    """The models in the store, as a table."""
+def models(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(
+        False, "--json", help="a JSON list: the columns' fields, path, size in bytes, problem"
+    ),
+) -> None:
+    """The models in the store: a table on a terminal, tab-separated columns under a header
+    line elsewhere (for awk and cut). Folders that are not loadable models are listed with
+    status `broken`."""
     if ctx.invoked_subcommand is not None:
         return
+    from wordlstm import store
+
+    rows = [model_row(entry) for entry in store.survey()]
+    if json_out:
+        print_json(rows)
+    elif not rows:
+        stderr_console().print(f"no models in {store.home()}")
+    elif sys.stdout.isatty():
+        print_models_table(rows)
+    else:
+        sys.stdout.write("\t".join(MODEL_COLUMNS) + "\n")
+        for row in rows:
+            sys.stdout.write("\t".join(model_cells(row, human=False)) + "\n")
+
+
+MODEL_COLUMNS = (
+    "name",
+    "vocab",
+    "layers_x_hidden",
+    "params",
+    "valid_ppl",
+    "tokens",
+    "size",
+    "saved",
+    "status",
+)
+
+
+def model_status(entry) -> str:
+    """A store entry's status: `broken` if it is not a loadable model folder (its problem
+    says why), else its run's: `training`, `interrupted` or `finished`."""
+    from wordlstm.resume import run_status
+
+    return "broken" if entry.problem else run_status(entry.path, entry.config)
+
+
+def model_row(entry) -> dict:
+    """What `models` shows of a store entry, as plain values (None where unknown)."""
+    config = entry.config or {}
+    arch, metrics = (
+        value if isinstance(value, dict) else {}
+        for value in (config.get("architecture"), config.get("metrics"))
+    )
+    return {
+        "name": entry.name,
+        "status": model_status(entry),
+        "vocab": arch.get("vocab"),
+        "layers": arch.get("layers"),
+        "hidden": arch.get("hidden"),
+        "params": count_params(arch) or None,
+        "valid_ppl": metrics.get("valid_ppl"),
+        "tokens": metrics.get("trained_tokens"),
+        "size": entry.size,
+        "saved": config.get("saved"),
+        "path": str(entry.path),
+        "problem": entry.problem,
+    }
+
+
+def model_cells(row: dict, human: bool) -> list[str]:
+    """A row of `models` as the cells of MODEL_COLUMNS: for people (thousands separators,
+    sizes in kB/MB) or for programs (plain numbers, bytes, ISO dates); never empty and never
+    with a space inside, so that awk splits them."""
+
+    def number(value, style: str) -> str:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return format(value, style) if ok else "-"
+
+    arch = f"{row['layers']}x{row['hidden']}" if row["layers"] and row["hidden"] else "-"
+    saved = str(row["saved"] or "-")
+    cells = [
+        row["name"],
+        number(row["vocab"], ",d" if human else "d"),
+        arch,
+        number(row["params"], ",d" if human else "d"),
+        number(row["valid_ppl"], ".2f"),
+        number(row["tokens"], ",d" if human else "d"),
+        human_size(row["size"]) if human else str(row["size"]),
+        saved[:16].replace("T", " ") if human else saved,
+        row["status"],
+    ]
+    return cells if human else ["".join(cell.split()) or "-" for cell in cells]
+
+
+def human_size(size: int) -> str:
+    """Bytes as B, kB, MB or GB (powers of 1000), as people read sizes on disk."""
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def print_models_table(rows: list[dict]) -> None:
+    """The rows of `models` as a table for a terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    from wordlstm import store
-    from wordlstm.resume import run_status
-
     table = Table(box=None, pad_edge=False)
-    columns = ("name", "vocab", "layers x hidden", "params", "valid ppl", "tokens", "saved")
-    for column in (*columns, "status"):
-        table.add_column(column, no_wrap=True)
-    for name, config in store.list_models():
-        arch = config.get("architecture", {})
-        metrics = config.get("metrics", {})
-        table.add_row(
-            name,
-            f"{arch.get('vocab', 0):,}",
-            f"{arch.get('layers', '?')} x {arch.get('hidden', '?')}",
-            f"{count_params(arch):,}",
-            f"{metrics.get('valid_ppl', float('nan')):.2f}",
-            f"{metrics.get('trained_tokens', 0):,}",
-            str(config.get("saved", ""))[:16].replace("T", " "),
-            run_status(store.home() / name, config),
-        )
-    if table.row_count == 0:
-        stderr_console().print(f"no models in {store.home()}")
-        return
-    console = Console(no_color="NO_COLOR" in os.environ, highlight=False)
-    if not console.is_terminal:
-        console.width = 200  # a pipe has no width; never wrap rows
+    for column in MODEL_COLUMNS:
+        table.add_column(column.replace("_", " "), no_wrap=True)
+    for row in rows:
+        table.add_row(*model_cells(row, human=True))
+    console = Console(no_color=no_color(), highlight=False)
+    # wider than a narrow terminal rather than cells cut short
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    console.width = max(console.width, natural)
     console.print(table)
 
 
@@ -504,7 +772,9 @@ def count_params(arch: dict) -> int:
         return 0
 
 
-@models_app.command("show")
+@models_app.command(
+    "show", epilog=examples("wordlstm models show default", "wordlstm models show ptb --json")
+)
 def models_show(
     name: str = typer.Argument(..., help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="print config.json as is"),
@@ -555,7 +825,7 @@ def resume_hint(name: str, config: dict) -> str:
     return shlex.join(["wordlstm", "train", *map(str, files), "--model", name, "--resume"])
 
 
-@models_app.command("rm")
+@models_app.command("rm", epilog=examples("wordlstm models rm old-run"))
 def models_rm(name: str = typer.Argument(..., help=MODEL_HELP)) -> None:
     """Delete a model from the store."""
     from wordlstm import store

@@ -2,8 +2,8 @@
 lines, evaluate a file. They join the tokenizer, the model and prediction; the CLI only
 parses flags and renders what these return. Training's job is `trainjob`."""
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class Completion:
     prompt: str
     next: list[tuple[str, float]]
     continuation: str
+    unknown: list[str] = field(default_factory=list)  # the prompt's words the model lacks
+    recased: dict[str, str] = field(default_factory=dict)  # words read in another case
 
 
 def complete(
@@ -90,11 +92,12 @@ def complete(
 ) -> list[Completion]:
     """The most likely next words after each prompt and, with words > 0, a continuation of
     up to that many words: greedy, or sampled with a generator per prompt seeded by
-    (seed, first + its index), so a prompt's sample does not depend on its batch."""
+    (seed, first + its index), so a prompt's sample does not depend on its batch. A word of
+    a prompt unknown as written but known in another case is read as that one; neither
+    <unk> nor <eos> is ever a next word (a continuation ends at <eos>)."""
     tok, model = loaded.tokenizer, loaded.model
-    reading = predict.read_lines(
-        model, [tok.encode(p) for p in prompts], tok.eos_id, distributions=True
-    )
+    encoded = [tok.encode_prompt(p) for p in prompts]
+    reading = predict.read_lines(model, [e.ids for e in encoded], tok.eos_id, distributions=True)
     rngs = None
     if sample:
         rngs = [
@@ -112,29 +115,45 @@ def complete(
         temperature=temperature,
     )
     completions = []
-    for prompt, log_probs, ids in zip(prompts, reading.next_log_probs, more, strict=True):
-        best = predict.top_k(log_probs, top, exclude=(tok.unk_id,))
+    rows = zip(prompts, encoded, reading.next_log_probs, more, strict=True)
+    for prompt, e, log_probs, ids in rows:
+        best = predict.top_k(log_probs, top, exclude=(tok.unk_id, tok.eos_id))
         ids = [i for i in ids if i != tok.eos_id]
         completions.append(
             Completion(
                 prompt=prompt,
                 next=[(tok.id_to_token(i), p) for i, p in best],
                 continuation=tok.decode(ids) if ids else "",
+                unknown=e.unknown,
+                recased=e.recased,
             )
         )
     return completions
 
 
-def evaluate_file(loaded: Loaded, path: str, *, batch_size: int = 10, bptt: int = 35) -> dict:
+def evaluate_file(
+    loaded: Loaded,
+    path: str,
+    *,
+    batch_size: int = 10,
+    bptt: int = 35,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> dict:
     """The benchmark protocol on one file: the whole text as one stream with the state
     carried across lines, read as `batch_size` parallel streams like the PyTorch example's
     validation. Returns perplexity, top-1/top-5 accuracy (also over word targets only,
-    leaving out <unk> and <eos>), the token count and the unknown rate."""
+    leaving out <unk> and <eos>), the token count and the unknown rate. Reports progress as
+    `on_progress(tokens done, tokens in all)`."""
     if batch_size < 1 or bptt < 1:
         raise BadInput("--batch-size and --bptt must be at least 1")
     tok = loaded.tokenizer
     ids = tok.encode_lines(read_training_lines([path]))
     result = predict.evaluate(
-        loaded.model, ids, batch_size=batch_size, bptt=bptt, special=(tok.unk_id, tok.eos_id)
+        loaded.model,
+        ids,
+        batch_size=batch_size,
+        bptt=bptt,
+        special=(tok.unk_id, tok.eos_id),
+        on_progress=on_progress,
     )
     return {"file": path, "model": str(loaded.path), **result.summary()}

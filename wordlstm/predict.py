@@ -1,6 +1,7 @@
 """Prediction on token ids and hidden states: scoring, next-word distributions,
 continuations and the benchmark evaluation. Strings stay with the tokenizer and the CLI."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,21 +158,25 @@ def evaluate(
     bptt: int = 35,
     special: tuple[int, int] = (0, 1),
     accuracy: bool = True,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Evaluation:
     """Perplexity and top-1/top-5 accuracy of a stream read as `batch_size` parallel
     streams with the state carried from chunk to chunk, as the PyTorch example validates.
     `special` is (unknown id, end-of-line id); accuracy=False skips ranking the targets
-    (their counts stay 0), for validation, which needs the perplexity only."""
+    (their counts stay 0), for validation, which needs the perplexity only. Calls
+    `on_progress(tokens done, tokens in all)` after each chunk."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
     data = batchify(ids, batch_size)
     state = model.zero_state(batch_size)
     total = Evaluation()
+    positions = (len(data) - 1) * batch_size
     for _, x, y in chunks(data, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
         true, rank = model.score(out, xp.asarray(y), ranks=accuracy)
         y = y.reshape(-1)
         total.tokens += len(y)
         total.nll -= float(to_host(true).sum(dtype=np.float64))
+        on_progress(total.tokens, positions)
         if not accuracy:
             continue
         rank = to_host(rank)

@@ -33,6 +33,7 @@ is no side folder for a replacing run's first epoch: one name, one state, nothin
 """
 
 import contextlib
+import difflib
 import fcntl
 import json
 import os
@@ -42,6 +43,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -189,8 +191,22 @@ def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
     return config, tokenizer, weights
 
 
-def list_models() -> list[tuple[str, dict]]:
-    """(name, config) of each model in the store, by name; other folders and files are skipped."""
+@dataclass
+class Entry:
+    """A folder in the store, as `wordlstm models` lists it."""
+
+    name: str
+    path: Path
+    config: dict | None  # its config.json, if that is readable
+    problem: str | None  # why it is not a loadable model folder; None if it is one
+    size: int  # bytes of its files
+
+
+def survey() -> list[Entry]:
+    """Every folder in the store that a name can address, by name: the models, and the
+    folders that are not loadable models, with what is wrong. Files and hidden entries (locks,
+    leftovers of saves, which are repaired first) are not listed. Checks the files a model
+    needs, not the weights' contents: listing stays fast."""
     root = home()
     if not root.is_dir():
         return []
@@ -199,13 +215,35 @@ def list_models() -> list[tuple[str, dict]]:
         if leftover and _NAME.fullmatch(leftover[1]):
             with contextlib.suppress(WordlstmError):
                 _recover(root / leftover[1])
-    models = []
     with _locked(root, exclusive=False):
-        for name in sorted(os.listdir(root)):
-            config = _model_config(root / name) if _NAME.fullmatch(name) else None
-            if config is not None:
-                models.append((name, config))
-    return models
+        return [
+            _entry(name, root / name)
+            for name in sorted(os.listdir(root))
+            if _NAME.fullmatch(name) and (root / name).is_dir()
+        ]
+
+
+def list_models() -> list[tuple[str, dict]]:
+    """(name, config) of each model in the store, by name; other folders and files are skipped."""
+    return [(e.name, e.config) for e in survey() if e.problem is None]
+
+
+def _entry(name: str, path: Path) -> Entry:
+    """The store's folder `path` as listed: its config and whatever keeps it from loading."""
+    config, problem = None, None
+    try:
+        config = _read_config(path)
+        if "format_version" not in config:
+            raise BadInput(f"{path / CONFIG} is not a wordlstm model's (no format_version)")
+        for needed in (TOKENIZER, WEIGHTS):
+            if not (path / needed).is_file():
+                raise BadInput(f"{path} is incomplete: {needed} is missing")
+    except BadInput as e:
+        problem = str(e)
+    size = 0
+    with contextlib.suppress(OSError), os.scandir(path) as files:
+        size = sum(f.stat(follow_symlinks=False).st_size for f in files if f.is_file())
+    return Entry(name, path, config, problem, size)
 
 
 def read_config(path: Path) -> dict:
@@ -357,9 +395,31 @@ def _in_store(path: Path) -> bool:
 
 
 def _not_found(path: Path) -> BadInput:
-    if _in_store(path):
-        return BadInput(f"no model named {path.name!r} (see 'wordlstm models')")
-    return BadInput(f"no model folder at {path}")
+    """The error for a model that is not there, saying what to do: the store's name closest
+    to a mistyped one, or how to train a first model."""
+    if not _in_store(path):
+        return BadInput(f"no model folder at {path}")
+    name = path.name
+    names = _names(path.parent)
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return BadInput(f"no model named {name!r}; did you mean {close[0]!r}?")
+    if not names:
+        flag = "" if name == "default" else f" --model {name}"
+        return BadInput(
+            f"no model named {name!r}: the store is empty; train one with "
+            f"'wordlstm train FILE{flag}'"
+        )
+    return BadInput(f"no model named {name!r} (see 'wordlstm models')")
+
+
+def _names(root: Path) -> list[str]:
+    """The names of the folders in the store folder `root` (none if it cannot be read)."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return []
+    return sorted(n for n in entries if _NAME.fullmatch(n) and (root / n).is_dir())
 
 
 def _read_config(path: Path) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain, islice
 
 import numpy as np
@@ -31,6 +32,16 @@ WORD_PATTERN = r"<unk>|\d+(?:[.,:]\d+)+|\w+(?:['’-]\w+)*|\.\.\.|\S"
 NO_SPACE_BEFORE = frozenset(",.!?;:)]}%…»”’") | {"...", "n't", "n’t"}
 NO_SPACE_AFTER = frozenset("([{$«“‘")
 JOINERS = {"@-@": "-", "@,@": ",", "@.@": "."}  # WikiText's marks for split-up 1,000 and x-y
+
+
+@dataclass
+class Prompt:
+    """A prompt as token ids, with the words outside the vocabulary, in order (each once),
+    and those read as a known word in another case (as written -> as read)."""
+
+    ids: np.ndarray
+    unknown: list[str]
+    recased: dict[str, str]
 
 
 class Tokenizer:
@@ -136,6 +147,37 @@ class Tokenizer:
         """Token ids (int32) of one line, without an end-of-line token."""
         ids = np.array(self._hf.encode(text, add_special_tokens=False).ids, dtype=np.int32)
         return self._unspecial(ids)
+
+    def encode_prompt(self, text: str) -> Prompt:
+        """Token ids of a prompt to continue, where a word unknown as written is read in the
+        case the vocabulary knows it in ("i" as "I"; of several, the most frequent), with the
+        words still unknown and those read in another case. Scoring uses `encode`, which
+        takes the text exactly as written."""
+        encoding = self._hf.encode(text, add_special_tokens=False)
+        ids = np.array(encoding.ids, dtype=np.int32)
+        unknown: list[str] = []
+        recased: dict[str, str] = {}
+        for k in np.flatnonzero(ids == self._unk):
+            start, end = encoding.offsets[k]
+            word = text[start:end]
+            if word == UNK:  # a literal mark: the unknown token is what it means
+                continue
+            known = self._other_case(word)
+            if known is not None:
+                ids[k], recased[word] = self._hf.token_to_id(known), known
+            elif word not in unknown:
+                unknown.append(word)
+        return Prompt(self._unspecial(ids), unknown, recased)
+
+    def _other_case(self, word: str) -> str | None:
+        """The most frequent (lowest-id) word of the vocabulary that is `word` in another
+        case: lower, upper, capitalized or title case; None if there is none."""
+        found = [
+            (i, form)
+            for form in {word.lower(), word.upper(), word.capitalize(), word.title()} - {word}
+            if (i := self._hf.token_to_id(form)) is not None and i not in (self._unk, self._eos)
+        ]
+        return min(found)[1] if found else None
 
     def encode_lines(self, lines: Iterable[str]) -> np.ndarray:
         """One int32 stream of all lines, each followed by the end-of-line id.

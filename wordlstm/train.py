@@ -82,6 +82,8 @@ class Recipe:
             raise BadInput("--epochs, --bptt and --batch-size must be at least 1")
         if not (0 < self.lr < math.inf and 0 <= self.clip < math.inf):
             raise BadInput("--lr must be positive and --clip not negative (both finite)")
+        if self.max_time is not None and not self.max_time > 0:  # NaN too
+            raise BadInput("--max-time must be a positive number of seconds")
 
 
 @dataclass
@@ -191,9 +193,10 @@ def train(
     on_retry: Callable[[Retry], None] = lambda r: None,
     save: Callable[[TrainState, Epoch | None], None] = lambda s, e: None,
     stop: Callable[[], bool] = lambda: False,
-) -> None:
+) -> str:
     """Trains the model in place, from `start` if given, until all epochs are done, the time
-    budget is spent, or `stop()` is true after a step or an epoch.
+    budget is spent, or `stop()` is true after a step or an epoch; returns which: "done",
+    "out of time" or "stopped".
 
     Calls `save(state, epoch)` after each epoch, with the state of the next one's start;
     `save(state, None)` when stopped inside an epoch; and `save(state, epoch)` with the
@@ -201,13 +204,7 @@ def train(
     does not change the course of training, so every saved state resumes exactly. With SGD the
     learning rate is divided by 4 after an epoch that did not improve on the best.
     """
-    if len(train_ids) < 2 * recipe.batch_size:
-        raise BadInput(
-            f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
-            f"needs at least {2 * recipe.batch_size}"
-        )
-    if len(valid_ids) < 2:
-        raise BadInput("the validation text needs at least one line with a word")
+    check_lengths(train_ids, valid_ids, recipe)
     valid_ids = valid_ids[: recipe.valid_tokens + 1]
     run = _Run(model, train_ids, recipe, rng)
     if start is not None:
@@ -222,9 +219,9 @@ def train(
                 ended = run.train_steps(deadline, stop, on_progress)
                 if ended == "stopped":
                     save(run.snapshot(epoch_start), None)
-                    return
+                    return ended
                 if run.tokens == 0:  # out of time before the epoch's first step
-                    return
+                    return ended
                 result = run.validate(valid_ids)
             except Diverged as e:
                 if epoch_start.retries >= MAX_RETRIES:
@@ -242,14 +239,26 @@ def train(
                 with run.validated_weights():
                     save(run.snapshot(epoch_start), result)
                 on_epoch(result)
-                return
+                return ended
             run.end_epoch(result, _spent(run.epoch, recipe, begin))
             epoch_start = run.snapshot()
             with run.validated_weights():
                 save(epoch_start, result)
             on_epoch(result)
             if stop():
-                return
+                return "stopped"
+    return "done"
+
+
+def check_lengths(train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe) -> None:
+    """BadInput unless the texts are long enough to train on and validate with."""
+    if len(train_ids) < 2 * recipe.batch_size:
+        raise BadInput(
+            f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
+            f"needs at least {2 * recipe.batch_size}"
+        )
+    if len(valid_ids) < 2:
+        raise BadInput("the validation text needs at least one line with a word")
 
 
 class _Run:

@@ -17,7 +17,15 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Epoch, Progress, Recipe, Retry, default_dropout, train
+from wordlstm.train import (
+    Epoch,
+    Progress,
+    Recipe,
+    Retry,
+    check_lengths,
+    default_dropout,
+    train,
+)
 
 if TYPE_CHECKING:
     from wordlstm.finetune import Start
@@ -83,6 +91,18 @@ class TrainResult:
     old_valid_ppl_after: float | None = None
     old_valid: str | None = None  # what that text is, or why it cannot be read
     new_words: int | None = None  # continued: words added to the vocabulary
+    stopped_by_budget: bool = False  # the time budget ended the run before all its epochs
+
+
+@dataclass
+class TrainStart:
+    """What a run is about to train on, reported once before its first step."""
+
+    vocab: int
+    train_tokens: int
+    valid_tokens: int  # the validation text's tokens
+    validated_tokens: int  # of those, how many validation reads (Recipe.valid_tokens)
+    params: int
 
 
 def train_files(
@@ -90,6 +110,7 @@ def train_files(
     on_progress: Callable[[Progress], None] = lambda p: None,
     on_epoch: Callable[[Epoch], None] = lambda e: None,
     on_retry: Callable[[Retry], None] = lambda r: None,
+    on_start: Callable[[TrainStart], None] = lambda s: None,
 ) -> TrainResult:
     """Reads the files, builds the vocabulary, trains, and saves the model after every epoch:
     the best weights so far (or later ones near them) with the state to resume from
@@ -152,8 +173,10 @@ def train_files(
         saver = resume.Saver(path, model, tokenizer, facts, fingerprint, hold=replacing, keep=keep)
         if saved is not None:
             saver.resume_from(saved)
+        check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
+        on_start(_start(arch, train_ids, valid_ids, job.recipe))
         with resume.deferred_sigint() as interrupted:
-            train(
+            ended = train(
                 model,
                 train_ids,
                 valid_ids,
@@ -196,6 +219,7 @@ def train_files(
         valid_ppl=saver.best["valid_ppl"],
         vocab=arch.vocab,
         params=arch.param_count(),
+        stopped_by_budget=ended == "out of time",
     )
     if start is not None:
         result.old_valid_ppl_before = start.base.old_valid_ppl_before
@@ -203,6 +227,19 @@ def train_files(
         result.old_valid = start.old_valid
         result.new_words = arch.vocab - start.base.vocab
     return result
+
+
+def _start(
+    arch: Architecture, train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe
+) -> TrainStart:
+    """What the run is about to train on."""
+    return TrainStart(
+        vocab=arch.vocab,
+        train_tokens=int(len(train_ids)),
+        valid_tokens=int(len(valid_ids)),
+        validated_tokens=int(min(len(valid_ids), recipe.valid_tokens)),
+        params=arch.param_count(),
+    )
 
 
 def resumed_job(job: TrainJob, given: set[str]) -> TrainJob:
