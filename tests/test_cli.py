@@ -2,13 +2,12 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import TINY, run
+from conftest import TINY, cli_env, read_line, run
 
 from wordlstm import __version__
 
@@ -123,9 +122,12 @@ def test_commands_that_read_a_model_start_without_the_trainer(trained, corpus, c
         " file=sys.stderr))\nsys.argv = ['wordlstm', *sys.argv[1:]]; app()"
     )
     args = [str(corpus) if a == "CORPUS" else a for a in command]
-    env = {**os.environ, "WORDLSTM_HOME": str(trained)}
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], input=b"a line\n", capture_output=True, env=env
+        [sys.executable, "-c", code, *args],
+        input=b"a line\n",
+        capture_output=True,
+        env=cli_env(trained),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stderr.decode().split()
@@ -225,29 +227,26 @@ def test_model_flag_takes_a_folder_path(trained, tmp_path):
 
 def test_score_streams_output_before_input_ends(trained):
     """Each line is answered as it arrives, so score works on an endless pipe."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, WORDLSTM_HOME=str(trained), NO_COLOR="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", "score"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=cli_env(trained),
     )
     try:
         proc.stdin.write(b"The cat sat on the mat.\n")
         proc.stdin.flush()
-        first = proc.stdout.readline().decode()  # stdin is still open
+        first = read_line(proc.stdout).decode()  # stdin is still open
         assert first.endswith("\tThe cat sat on the mat.\n")
         proc.stdin.write(b"The dog sat.\n")
         proc.stdin.close()
-        assert proc.stdout.readline().decode().endswith("\tThe dog sat.\n")
+        assert read_line(proc.stdout).decode().endswith("\tThe dog sat.\n")
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_a_sampled_continuation_does_not_depend_on_the_batch(trained):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import TINY, max_difference, run, tiny_job
+from conftest import TINY, cli_env, max_difference, read_line, run, tiny_job
 
 import wordlstm.train
 from wordlstm import resume
@@ -110,11 +110,11 @@ def start_training(home, text, model) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", "3"]
         + ["--model", model],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        env=cli_env(home),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
-    assert proc.stderr.readline().startswith(b"epoch   1 |")
+    assert read_line(proc.stderr).startswith(b"epoch   1 |")
     return proc
 
 
@@ -122,8 +122,9 @@ def test_ctrl_c_in_the_cli_prints_how_to_resume_and_exits_130(cli_reference):
     home, text = cli_reference
     proc = start_training(home, text, "m")
     proc.send_signal(signal.SIGINT)
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 130, err
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err
     assert "error" not in err and "Traceback" not in err
     lines = err.splitlines()
     assert lines[-2].startswith("interrupted: stopped in epoch ")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -458,7 +459,7 @@ def saver_running(path: Path, counter: int) -> Iterator[None]:
         [sys.executable, "-c", SAVER, str(path), str(counter)], cwd=REPO, stdout=subprocess.PIPE
     ) as saver:
         try:
-            assert saver.stdout.readline() == b"ready\n"
+            assert read_line(saver.stdout) == b"ready\n"
             yield
         finally:
             saver.send_signal(signal.SIGKILL)
@@ -501,7 +502,9 @@ def test_sigkill_before_each_step_of_a_save(tmp_path):
     seen = set()
     for step in range(1, 30):
         store.save(path, **saver_model(0))
-        run = subprocess.run([sys.executable, "-c", DIES_AT_STEP, str(path), str(step)], cwd=REPO)
+        run = subprocess.run(
+            [sys.executable, "-c", DIES_AT_STEP, str(path), str(step)], cwd=REPO, timeout=60
+        )
         seen.add(check_consistent(path))
         assert hidden_entries(tmp_path) == []
         if run.returncode == 0:
