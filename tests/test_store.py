@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_line
+from conftest import cli_env, read_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -456,7 +456,10 @@ store.save(Path(sys.argv[1]), **saver_model(1))
 def saver_running(path: Path, counter: int) -> Iterator[None]:
     """Run SAVER from `counter` on; SIGKILL it on leaving."""
     with subprocess.Popen(
-        [sys.executable, "-c", SAVER, str(path), str(counter)], cwd=REPO, stdout=subprocess.PIPE
+        [sys.executable, "-c", SAVER, str(path), str(counter)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env=cli_env(),
     ) as saver:
         try:
             assert read_line(saver.stdout) == b"ready\n"
