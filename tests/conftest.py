@@ -2,8 +2,10 @@
 
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +23,54 @@ SENTENCES = [
 TINY = ["--embed", "16", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "6"]
 
 
+def cli_env(home: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run in a test: this one without PYTHONUNBUFFERED (a user's
+    shell does not set it, so streaming must not depend on it) and WORDLSTM_DEBUG, with
+    NO_COLOR=1, WORDLSTM_HOME=home if given, and `extra` on top."""
+    env = dict(os.environ)
+    for name in ("PYTHONUNBUFFERED", "WORDLSTM_DEBUG"):
+        env.pop(name, None)
+    env["NO_COLOR"] = "1"
+    if home is not None:
+        env["WORDLSTM_HOME"] = str(home)
+    return {**env, **extra}
+
+
+def read_line(stream, timeout: float = 60.0) -> bytes:
+    """The next line from a subprocess's pipe (b"" at its end); fails the test instead of
+    hanging when none comes within `timeout` seconds. Reads the descriptor byte by byte, so
+    nothing waits in the stream's buffer and a later read of the stream goes on from here."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no line within {timeout:g} s (so far: {bytes(line)!r})")
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return bytes(line)
+
+
 def run(
     *args: str,
     input: str | bytes | None = None,
     home: Path | None = None,
     check=False,
     cwd: Path | None = None,
+    env: dict[str, str] | None = None,
 ):
-    """Runs `python -m wordlstm ARGS` as a user would; returns the CompletedProcess."""
-    env = dict(os.environ)
-    env.pop("WORDLSTM_DEBUG", None)
-    if home is not None:
-        env["WORDLSTM_HOME"] = str(home)
-    env["NO_COLOR"] = "1"
+    """Runs `python -m wordlstm ARGS` as a user would; returns the CompletedProcess. `env`
+    adds variables to `cli_env(home)`."""
     if isinstance(input, str):
         input = input.encode()
     proc = subprocess.run(
         [sys.executable, "-m", "wordlstm", *args],
         input=input,
         capture_output=True,
-        env=env,
+        env=cli_env(home, **(env or {})),
         timeout=300,
         cwd=cwd,
     )
@@ -59,12 +89,12 @@ def start_training(
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", "train", str(text), *TINY, "--epochs", str(epochs)]
         + ["--model", model, *args],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        env=cli_env(home),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
-    assert proc.stderr.readline().startswith(b"vocabulary ")  # the start line
-    assert proc.stderr.readline().startswith(b"epoch   1 |")
+    assert read_line(proc.stderr).startswith(b"vocabulary ")  # the start line
+    assert read_line(proc.stderr).startswith(b"epoch   1 |")
     return proc
 
 

@@ -3,12 +3,15 @@
 import json
 import math
 import os
+import re
+import select
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
-from conftest import TINY, run
+from conftest import TINY, cli_env, read_line, run
 
 from wordlstm import __version__
 
@@ -123,9 +126,12 @@ def test_commands_that_read_a_model_start_without_the_trainer(trained, corpus, c
         " file=sys.stderr))\nsys.argv = ['wordlstm', *sys.argv[1:]]; app()"
     )
     args = [str(corpus) if a == "CORPUS" else a for a in command]
-    env = {**os.environ, "WORDLSTM_HOME": str(trained)}
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], input=b"a line\n", capture_output=True, env=env
+        [sys.executable, "-c", code, *args],
+        input=b"a line\n",
+        capture_output=True,
+        env=cli_env(trained),
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stderr.decode().split()
@@ -225,29 +231,26 @@ def test_model_flag_takes_a_folder_path(trained, tmp_path):
 
 def test_score_streams_output_before_input_ends(trained):
     """Each line is answered as it arrives, so score works on an endless pipe."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, WORDLSTM_HOME=str(trained), NO_COLOR="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", "score"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=cli_env(trained),
     )
     try:
         proc.stdin.write(b"The cat sat on the mat.\n")
         proc.stdin.flush()
-        first = proc.stdout.readline().decode()  # stdin is still open
+        first = read_line(proc.stdout).decode()  # stdin is still open
         assert first.endswith("\tThe cat sat on the mat.\n")
         proc.stdin.write(b"The dog sat.\n")
         proc.stdin.close()
-        assert proc.stdout.readline().decode().endswith("\tThe dog sat.\n")
+        assert read_line(proc.stdout).decode().endswith("\tThe dog sat.\n")
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_a_sampled_continuation_does_not_depend_on_the_batch(trained):
@@ -264,3 +267,80 @@ def test_no_command_shows_the_help():
     proc = run()
     assert proc.returncode == 0 and proc.out.startswith("Usage: ")
     assert all(c in proc.out for c in ("train", "complete", "score", "eval", "models"))
+
+
+def test_a_continuation_reads_as_text_with_its_punctuation_in_place(trained):
+    """complete --words writes the words as text is written ("job, I had a loan."), not as
+    tokens with spaces between ("job , I had a loan .")."""
+    prompt = "Today, due to my"
+    shown = run("complete", prompt, "--words", "8", "--json", home=trained, check=True)
+    words = json.loads(shown.out)["continuation"]
+    assert "," in words and words.endswith(".")  # the model learnt the corpus's punctuation
+    assert not re.search(r"\s[,.]", words), words
+    text = run("complete", prompt, "--words", "8", "--top", "0", home=trained, check=True)
+    assert text.out.splitlines()[0] == f"{prompt} {words}"
+
+
+def test_models_show_prints_the_config_as_text(trained):
+    proc = run("models", "show", "default", home=trained, check=True)
+    config = json.loads((trained / "default" / "config.json").read_text())
+    arch = config["architecture"]
+    lines = proc.out.splitlines()
+    fields = dict(line.split(None, 1) for line in lines if not line.startswith(" "))
+    assert fields["name"] == "default"
+    assert fields["path"] == str(trained / "default")
+    assert fields["saved"] == config["saved"]
+    assert f"embed 16, 1 x 16 LSTM, vocabulary {arch['vocab']:,}, tied" in fields["architecture"]
+    V = arch["vocab"]  # tied 16-wide embedding and decoder, one LSTM layer of 16, biases
+    assert fields["parameters"] == f"{V * 16 + 2 * 4 * 16 * 16 + 2 * 4 * 16 + V:,}"
+    assert json.loads(fields["recipe"])["epochs"] == 3
+    history = [line.split() for line in lines if line.startswith("  epoch")]
+    assert [h[1] for h in history] == ["1", "2", "3"]
+    assert float(history[-1][history[-1].index("valid") + 2]) == pytest.approx(
+        config["history"][-1]["valid_ppl"], abs=0.01
+    )
+
+
+def read_terminal(fd: int, timeout: float) -> str:
+    """All that a process writes to the pseudo-terminal whose master is `fd`, until it
+    closes its side; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"the terminal went quiet for {timeout:g} s: {b''.join(chunks)[-500:]!r}"
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the other side is closed
+            data = b""
+        if not data:
+            return b"".join(chunks).decode("utf-8", "replace")
+        chunks.append(data)
+
+
+def test_train_draws_its_progress_bar_on_a_terminal(home, corpus):
+    """On a terminal, train shows rich's live bar (a pipe gets only the epoch lines, so the
+    other tests never draw it): under a pseudo-terminal the bar appears and the run succeeds."""
+    master, slave = os.openpty()
+    env = cli_env(home, TERM="xterm", COLUMNS="120", LINES="40")
+    env.pop("NO_COLOR")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wordlstm", "train", str(corpus), *TINY, "--epochs", "2"],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+        )
+        os.close(slave)
+        try:
+            shown = read_terminal(master, timeout=120)
+            assert proc.wait(timeout=60) == 0, shown
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)  # without the terminal's controls
+    assert re.search(r"epoch 2/2 .*tok/s", text), text  # the bar, after its last update
+    assert "epoch   2 | train ppl" in text  # and the epoch lines

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, max_difference, run, tiny_job
+from conftest import TINY, cli_env, max_difference, read_line, run, tiny_job
 
 from wordlstm import finetune, resume
 from wordlstm.checkpoint import load_model
@@ -216,12 +216,12 @@ def test_ctrl_c_in_the_cli_prints_how_to_resume_the_continued_run(base, tmp_path
     run(*args, "ref", home=store, check=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", *args, "m"],
-        env=dict(os.environ, WORDLSTM_HOME=str(store), NO_COLOR="1"),
+        env=cli_env(store),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
     try:
-        assert proc.stderr.readline().startswith(b"epoch   1 |")
+        assert read_line(proc.stderr).startswith(b"epoch   1 |")
         proc.send_signal(signal.SIGINT)
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 130, err

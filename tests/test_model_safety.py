@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, run, start_training
+from conftest import TINY, cli_env, read_line, run, start_training
 from test_errors import SAVE_KILLER
 
 from wordlstm.checkpoint import load_model
@@ -62,7 +62,7 @@ def cli_with_ctrl_c_in_epoch_1(home: Path, *args: str) -> subprocess.CompletedPr
     """`wordlstm ARGS` through the real CLI, with Ctrl-C pressed in epoch 1."""
     proc = subprocess.run(
         [sys.executable, "-c", CTRL_C_IN_EPOCH_1, *args],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        env=cli_env(home),
         capture_output=True,
         timeout=120,
         cwd=REPO,
@@ -180,14 +180,14 @@ def forced_run_killed(home: Path, old: Path, args: list[str], signals) -> str:
     shutil.copytree(old, home / "m")
     proc = subprocess.Popen(
         [sys.executable, "-m", "wordlstm", *args, "--force"],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        env=cli_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         for what, *value in signals:
             if what == "line":
-                assert proc.stderr.readline().startswith(f"epoch {value[0]:3d} |".encode())
+                assert read_line(proc.stderr).startswith(f"epoch {value[0]:3d} |".encode())
             elif what == "wait":
                 time.sleep(value[0])  # a random instant, not a synchronisation
             else:
@@ -238,9 +238,9 @@ def test_sigkill_in_the_first_save_of_a_forced_run(home, corpus, function, nth, 
     run("train", str(corpus), *TINY, "--epochs", "2", "--model", "m", home=home, check=True)
     old = files_of(home / "m")
     killed = subprocess.run(
-        [sys.executable, "-c", SAVE_KILLER, function, str(nth), "1"]
+        [sys.executable, "-c", SAVE_KILLER, function, "1", str(nth)]
         + [str(corpus), *TINY, "--epochs", "2", "--seed", "7", "--model", "m", "--force"],
-        env=dict(os.environ, WORDLSTM_HOME=str(home), NO_COLOR="1"),
+        env=cli_env(home),
         capture_output=True,
         timeout=120,
         cwd=REPO,

@@ -3,11 +3,12 @@ validation perplexities scripted so that each rule is exercised on its own), the
 dropout and the default forget-gate bias."""
 
 import json
-from dataclasses import replace
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY, run
 
 import wordlstm.train
 from wordlstm.model import Architecture, LanguageModel
@@ -149,20 +150,31 @@ def test_the_default_dropout_shrinks_as_each_word_is_seen_more_often(tokens, voc
     assert default_dropout(tokens, vocab) == dropout
 
 
-def test_train_files_picks_the_dropout_by_how_often_each_word_is_seen(
-    tmp_path, monkeypatch, corpus
-):
-    """Without --dropout the trained model's config records default_dropout(its tokens, vocab)."""
-    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
-    monkeypatch.setattr(wordlstm.train, "DROPOUT_FULL_UNTIL", 0.1)  # a tiny text is "large"
-    settings = ModelSettings(embed=8, hidden=8, layers=1)
-    for model, net in (("auto", settings), ("given", replace(settings, dropout=0.25))):
-        job = TrainJob(files=[str(corpus)], model=model, net=net, recipe=Recipe(epochs=1))
-        result = train_files(job)
-        dropout = json.loads((Path(result.path) / "config.json").read_text())["dropout"]
-        expected = default_dropout(result.train_tokens, result.vocab) if model == "auto" else 0.25
-        assert dropout == expected
-    assert default_dropout(result.train_tokens, result.vocab) == 0.0
+def word_soup(path: Path, per_word: int, words: int = 300) -> None:
+    """Writes a text of `words` distinct words, each `per_word` times, shuffled into lines."""
+    tokens = [f"w{i}" for i in range(words)] * per_word
+    random.Random(0).shuffle(tokens)
+    lines = (" ".join(tokens[i : i + 9]) for i in range(0, len(tokens), 9))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "per_word, flags, dropout",
+    [(6, [], 0.6), (24, [], 0.2), (6, ["--dropout", "0.25"], 0.25)],
+    ids=["6 per word", "24 per word", "given"],
+)
+def test_train_records_the_dropout_its_text_calls_for(tmp_path, per_word, flags, dropout):
+    """Without --dropout, a model trained through the CLI gets the rule's value for how often
+    its text repeats each word, worked out here by hand: 6 training tokens per vocabulary
+    word is under 12, so 0.6; 24 is one doubling past 12, so 0.6 - 0.4 = 0.2. A given
+    --dropout is kept."""
+    text, home = tmp_path / "soup.txt", tmp_path / "store"
+    word_soup(text, per_word)
+    run("train", str(text), *TINY, "--epochs", "1", *flags, home=home, check=True)
+    config = json.loads((home / "default" / "config.json").read_text())
+    seen = config["data"]["train_tokens"] / config["architecture"]["vocab"]
+    assert per_word - 0.5 < seen < per_word + 0.5  # the text repeats each word as meant
+    assert config["dropout"] == dropout
 
 
 def test_the_default_model_starts_with_its_forget_gates_open():

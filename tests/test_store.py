@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli_env, read_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -466,10 +467,13 @@ store.save(Path(sys.argv[1]), **saver_model(1))
 def saver_running(path: Path, counter: int) -> Iterator[None]:
     """Run SAVER from `counter` on; SIGKILL it on leaving."""
     with subprocess.Popen(
-        [sys.executable, "-c", SAVER, str(path), str(counter)], cwd=REPO, stdout=subprocess.PIPE
+        [sys.executable, "-c", SAVER, str(path), str(counter)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env=cli_env(),
     ) as saver:
         try:
-            assert saver.stdout.readline() == b"ready\n"
+            assert read_line(saver.stdout) == b"ready\n"
             yield
         finally:
             saver.send_signal(signal.SIGKILL)
@@ -512,7 +516,9 @@ def test_sigkill_before_each_step_of_a_save(tmp_path):
     seen = set()
     for step in range(1, 30):
         store.save(path, **saver_model(0))
-        run = subprocess.run([sys.executable, "-c", DIES_AT_STEP, str(path), str(step)], cwd=REPO)
+        run = subprocess.run(
+            [sys.executable, "-c", DIES_AT_STEP, str(path), str(step)], cwd=REPO, timeout=60
+        )
         seen.add(check_consistent(path))
         assert hidden_entries(tmp_path) == []
         if run.returncode == 0:
