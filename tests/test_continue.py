@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, cli_env, max_difference, read_line, run, tiny_job
+from conftest import TINY, cli_env, max_difference, read_epoch_line, run, tiny_job
 
 from wordlstm import finetune, resume
 from wordlstm.checkpoint import load_model
@@ -221,7 +221,7 @@ def test_ctrl_c_in_the_cli_prints_how_to_resume_the_continued_run(base, tmp_path
         stdout=subprocess.DEVNULL,
     )
     try:
-        assert read_line(proc.stderr).startswith(b"epoch   1 |")
+        assert read_epoch_line(proc.stderr).startswith(b"epoch   1 |")
         proc.send_signal(signal.SIGINT)
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 130, err

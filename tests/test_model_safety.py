@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli_env, read_line, run, start_training
+from conftest import TINY, cli_env, read_epoch_line, run, start_training
 from test_errors import SAVE_KILLER
 
 from wordlstm.checkpoint import load_model
@@ -187,7 +187,7 @@ def forced_run_killed(home: Path, old: Path, args: list[str], signals) -> str:
     try:
         for what, *value in signals:
             if what == "line":
-                assert read_line(proc.stderr).startswith(f"epoch {value[0]:3d} |".encode())
+                assert read_epoch_line(proc.stderr).startswith(f"epoch {value[0]:3d} |".encode())
             elif what == "wait":
                 time.sleep(value[0])  # a random instant, not a synchronisation
             else:
