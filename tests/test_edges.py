@@ -87,7 +87,7 @@ def test_the_json_summary_says_whether_the_budget_ended_the_run(home, corpus):
     assert json.loads(proc.out)["stopped_by_budget"] is True
     proc = run("train", str(corpus), *TINY, "--epochs", "1", "--json", home=home)
     assert json.loads(proc.out)["stopped_by_budget"] is False
-    proc = run("train", str(corpus), *TINY, "--epochs", "1", home=home)
+    proc = run("train", str(corpus), *TINY, "--epochs", "1", "--force", home=home)
     assert "saved default" in proc.err and "stopped by" not in proc.err
 
 
@@ -200,7 +200,7 @@ def test_models_json_lists_every_folder_with_its_status(trained, tmp_path):
     good = listed["default"]
     config = json.loads((home / "default" / "config.json").read_text())
     size = sum(f.stat().st_size for f in (home / "default").iterdir())
-    assert good["status"] == "ok" and good["path"] == str(home / "default")
+    assert good["status"] == "finished" and good["path"] == str(home / "default")
     assert good["size"] == size and good["vocab"] == config["architecture"]["vocab"]
     assert (good["layers"], good["hidden"]) == (1, 16)
     assert good["valid_ppl"] == config["metrics"]["valid_ppl"]
@@ -222,7 +222,7 @@ def test_models_in_a_pipe_are_columns_awk_can_split(trained, tmp_path):
     table = {r[0]: dict(zip(header, r, strict=True)) for r in rows[1:]}
     listed = {m["name"]: m for m in json.loads(run("models", "--json", home=home).out)}
     good = table["default"]
-    assert good["layers_x_hidden"] == "1x16" and good["status"] == "ok"
+    assert good["layers_x_hidden"] == "1x16" and good["status"] == "finished"
     assert int(good["size"]) == listed["default"]["size"]
     assert int(good["params"]) == listed["default"]["params"]
     assert good["saved"] == listed["default"]["saved"]
@@ -245,7 +245,7 @@ def test_models_on_a_terminal_is_a_table_with_size_and_status(columns, trained, 
     assert proc.returncode == 0, proc.stderr
     lines = out.splitlines()
     assert "layers x hidden" in lines[0] and "size" in lines[0] and "status" in lines[0]
-    assert re.search(r"default .*1x16 .* \d+(\.\d)? ?[kM]?B .*ok", out), out
+    assert re.search(r"default .*1x16 .* \d+(\.\d)? ?[kM]?B .*finished", out), out
     assert re.search(r"half .*broken", out), out
     assert "…" not in out
 
