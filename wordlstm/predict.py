@@ -31,20 +31,29 @@ def read_lines(
     state: tuple | None = None,
     *,
     distributions: bool = False,
+    lead: int | None = None,
+    follow: int | None = None,
 ) -> Reading:
     """Reads lines side by side, one per batch column, each as if it followed another:
     from `state` (zero if None) fed the end-of-line token, then its tokens. Shorter lines are
     padded at the end; each line's results are taken where it ends. Steps go in chunks of
     READ_CHUNK, so memory stays bounded for any line length. With `distributions`, also the
-    full next-token distribution after each line (for completion)."""
+    full next-token distribution after each line (for completion).
+
+    A line read in parts goes on from the state after the part before: `lead` is then the
+    token fed first instead of the end-of-line token, and `follow` the token scored after
+    the last one instead of the end-of-line token. A part's last token is held back: it is
+    the `follow` of its own call and the `lead` of the next."""
     B = len(lines)
     lengths = np.array([len(ids) + 1 for ids in lines])  # inputs: <eos> then the tokens
     T = int(lengths.max())
     inputs = np.full((T, B), eos_id, dtype=np.int64)
     targets = np.full((T, B), eos_id, dtype=np.int64)
+    inputs[0] = eos_id if lead is None else lead
     for b, ids in enumerate(lines):
         inputs[1 : len(ids) + 1, b] = ids
         targets[: len(ids), b] = ids
+        targets[len(ids), b] = eos_id if follow is None else follow
     valid = np.arange(T)[:, None] < lengths[None, :]
     scores = np.zeros((T, B))
     state = model.zero_state(B) if state is None else state
