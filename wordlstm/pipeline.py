@@ -9,9 +9,10 @@ import numpy as np
 
 from wordlstm import predict
 from wordlstm.checkpoint import Loaded
+from wordlstm.data import TokenSpool
 from wordlstm.errors import BadInput
-from wordlstm.text import LongLine, read_training_lines, ready_batches
-from wordlstm.tokenizer import Tokenizer
+from wordlstm.text import STDIN, LineReader, LongLine, open_input, ready_batches
+from wordlstm.tokenizer import BATCH_LINES, Tokenizer
 
 LEFT_OUT = "…[{} more bytes]"  # ends the text shown for a long line
 
@@ -72,11 +73,13 @@ def score_lines(
 
 
 def shown_text(line: str | LongLine) -> str:
-    """A line as results show it: whole, or a long line's first piece and a mark that says
-    how many bytes it leaves out (echoing it whole would mean holding all of it)."""
+    """A line as results show it: whole if it is kept whole, else its start and a mark that
+    says how many bytes it leaves out (echoing it whole would mean holding all of it)."""
     if isinstance(line, str):
         return line
-    return line.head + LEFT_OUT.format(line.size - line.head_size)
+    if line.start_size == line.size:
+        return line.start
+    return line.start + LEFT_OUT.format(line.size - line.start_size)
 
 
 class _Tally:
@@ -242,12 +245,38 @@ def evaluate_file(loaded: Loaded, path: str, *, batch_size: int = 10, bptt: int 
     """The benchmark protocol on one file: the whole text as one stream with the state
     carried across lines, read as `batch_size` parallel streams like the PyTorch example's
     validation. Returns perplexity, top-1/top-5 accuracy (also over word targets only,
-    leaving out <unk> and <eos>), the token count and the unknown rate."""
+    leaving out <unk> and <eos>), the token count and the unknown rate. The file is read
+    in bounded pieces and its tokens kept on disk, so memory does not grow with it."""
     if batch_size < 1 or bptt < 1:
         raise BadInput("--batch-size and --bptt must be at least 1")
     tok = loaded.tokenizer
-    ids = tok.encode_lines(read_training_lines([path]))
-    result = predict.evaluate(
-        loaded.model, ids, batch_size=batch_size, bptt=bptt, special=(tok.unk_id, tok.eos_id)
-    )
+    with TokenSpool() as ids:
+        _spool_tokens(tok, path, ids)
+        result = predict.evaluate(
+            loaded.model, ids, batch_size=batch_size, bptt=bptt, special=(tok.unk_id, tok.eos_id)
+        )
     return {"file": path, "model": str(loaded.path), **result.summary()}
+
+
+def _spool_tokens(tok: Tokenizer, path: str, spool: TokenSpool) -> None:
+    """Appends the tokens of a text file's lines, each line's followed by the end-of-line
+    token; BadInput naming the file if it is not UTF-8 text or has no words."""
+    name = "stdin" if path == STDIN else path
+    words = 0
+    with open_input(path) as stream:
+        try:
+            for batch in ready_batches(LineReader([stream], strict=True), BATCH_LINES):
+                for run in _runs(batch):
+                    if isinstance(run, LongLine):
+                        for text, ends in run.pieces():
+                            ids = tok.encode(text)
+                            spool.append(_with_eos(ids, tok.eos_id) if ends else ids)
+                            words += len(ids)
+                        continue
+                    ids = tok.encode_lines(run)
+                    spool.append(ids)
+                    words += len(ids) - len(run)
+        except BadInput as e:
+            raise BadInput(f"{name}: {e}") from None
+    if not words:
+        raise BadInput(f"{name}: has no words to evaluate on")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wordlstm.backend import to_host, xp
-from wordlstm.data import batchify, chunks
+from wordlstm.data import TokenSpool, parallel_chunks
 from wordlstm.model import LanguageModel
 
 # Steps fed at once when reading lines: bounds memory for any line length.
@@ -160,22 +160,22 @@ class Evaluation:
 
 def evaluate(
     model: LanguageModel,
-    ids: np.ndarray,
+    ids: "np.ndarray | TokenSpool",
     *,
     batch_size: int = 10,
     bptt: int = 35,
     special: tuple[int, int] = (0, 1),
     accuracy: bool = True,
 ) -> Evaluation:
-    """Perplexity and top-1/top-5 accuracy of a stream read as `batch_size` parallel
-    streams with the state carried from chunk to chunk, as the PyTorch example validates.
+    """Perplexity and top-1/top-5 accuracy of a stream (an array, or a spool for one too
+    long to hold) read as `batch_size` parallel streams with the state carried from chunk
+    to chunk, as the PyTorch example validates.
     `special` is (unknown id, end-of-line id); accuracy=False skips ranking the targets
     (their counts stay 0), for validation, which needs the perplexity only."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
-    data = batchify(ids, batch_size)
     state = model.zero_state(batch_size)
     total = Evaluation()
-    for _, x, y in chunks(data, bptt):
+    for x, y in parallel_chunks(ids, batch_size, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
         true, rank = model.score(out, xp.asarray(y), ranks=accuracy)
         y = y.reshape(-1)

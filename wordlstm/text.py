@@ -11,7 +11,7 @@ import os
 import select
 import sys
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from wordlstm.errors import BadInput
 
@@ -19,7 +19,8 @@ STDIN = "-"
 SNIFF_BYTES = 8192  # a NUL byte in this many leading bytes marks a file as binary
 BOM = "\ufeff"
 BOM_BYTES = BOM.encode()
-PIECE_BYTES = 1 << 20  # the most of one line read at once: a longer one comes in pieces
+PIECE_BYTES = 1 << 16  # the most of one line read at once: a longer one comes in pieces
+SHOWN_BYTES = 1 << 20  # the most of a long line kept to show it by
 BLOCK_BYTES = 1 << 16  # one read from an input
 T = TypeVar("T")
 
@@ -51,9 +52,20 @@ def _read_bytes(path: str) -> bytes:
     """The whole content of a file or of stdin, with OS errors as one-line BadInput."""
     if path == STDIN:
         return sys.stdin.buffer.read()
+    with open_input(path) as stream:
+        try:
+            return stream.read()
+        except OSError as e:
+            raise BadInput(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def open_input(path: str) -> BinaryIO:
+    """A file opened to read bytes, or stdin's ("-"; left open when closed), with OS errors
+    as one-line BadInput naming the file."""
+    if path == STDIN:
+        return open(sys.stdin.fileno(), "rb", closefd=False)
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return open(path, "rb")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -123,18 +135,25 @@ class LineReader:
     read piece by piece. A piece ends after the last space or tab within its `piece_bytes`,
     so that no word is cut and the pieces' tokens are the line's; a run of more than
     `piece_bytes` bytes without either is cut at `piece_bytes` (at a character boundary).
-    Iterating yields str (a whole line) or LongLine."""
+    Iterating yields str (a whole line) or LongLine.
 
-    def __init__(self, streams: Iterable[BinaryIO], piece_bytes: int = PIECE_BYTES) -> None:
+    `strict` reads text as a training file is read: BadInput (not naming the stream) for
+    NUL bytes near the start (a binary file) or for invalid UTF-8, with its offset."""
+
+    def __init__(
+        self, streams: Iterable[BinaryIO], piece_bytes: int = PIECE_BYTES, strict: bool = False
+    ) -> None:
         self._streams = iter(streams)
         self._piece_bytes = piece_bytes
+        self._strict = strict
         self._buf = bytearray()
         self._pos = 0  # where the unread bytes of _buf start
+        self._offset = 0  # where _buf starts in the stream
         self._fd: int | None = None
         self._stream: BinaryIO | None = None
         self._eof = True  # of the current stream; there is none yet
         self._first = False  # the next piece is the first of its stream
-        self._next: tuple[bytes, bool] | None = None  # a piece taken by ready()
+        self._next: _Piece | None = None  # a piece taken by ready()
         self._long: LongLine | None = None  # the long line being read, if any
 
     def __iter__(self) -> LineReader:
@@ -145,10 +164,9 @@ class LineReader:
         piece = self._take(wait=True)
         if piece is None:
             raise StopIteration
-        raw, ends = piece
-        if ends:
-            return _decode_piece(raw, ends)
-        self._long = LongLine(self, _decode_piece(raw, ends), len(raw))
+        if piece.ends:
+            return self._decode(piece)
+        self._long = LongLine(self, self._decode(piece), len(piece.raw))
         return self._long
 
     def ready(self) -> bool:
@@ -162,12 +180,12 @@ class LineReader:
 
     def next_piece(self) -> tuple[str, bool]:
         """The next piece of the long line being read: (text, whether it ends the line)."""
-        piece = self._take(wait=True)
-        raw, ends = piece if piece is not None else (b"", True)
-        self._long.size += len(raw)
-        if ends:
+        piece = self._take(wait=True) or _Piece(b"", True, 0)
+        text = self._decode(piece)
+        self._long.took(text, len(piece.raw))
+        if piece.ends:
             self._long = None
-        return _decode_piece(raw, ends), ends
+        return text, piece.ends
 
     def _finish_long(self) -> None:
         """Skips what its reader left unread of a long line."""
@@ -175,8 +193,8 @@ class LineReader:
             self.next_piece()
 
     def _take(self, wait: bool):
-        """The next piece as (bytes, ends its line); None at the end of all streams;
-        _NOT_READY if not wait and it has not arrived."""
+        """The next piece; None at the end of all streams; _NOT_READY if not wait and it
+        has not arrived."""
         if self._next is not None:
             piece, self._next = self._next, None
             if piece is not _NOT_READY:
@@ -195,20 +213,31 @@ class LineReader:
             else:
                 self._fill()
 
-    def _cut(self) -> tuple[bytes, bool] | None:
+    def _cut(self) -> _Piece | None:
         """The next whole line or piece in the buffer, if it holds one."""
-        buf, pos, limit = self._buf, self._pos, self._piece_bytes
+        buf, pos, limit, at = self._buf, self._pos, self._piece_bytes, self._offset + self._pos
         end = buf.find(b"\n", pos, pos + limit + 1)
         if end >= 0:
             self._pos = end + 1
-            return bytes(buf[pos:end]), True
+            return _Piece(bytes(buf[pos:end]), True, at)
         if len(buf) - pos > limit:
             self._pos = _cut_point(buf, pos, limit)
-            return bytes(buf[pos : self._pos]), False
+            return _Piece(bytes(buf[pos : self._pos]), False, at)
         if self._eof and len(buf) > pos:
             self._pos = len(buf)
-            return bytes(buf[pos:]), True
+            return _Piece(bytes(buf[pos:]), True, at)
         return None
+
+    def _decode(self, piece: _Piece) -> str:
+        """Text of a piece; the piece that ends a line drops one "\r" before the newline."""
+        raw = piece.raw.removesuffix(b"\r") if piece.ends else piece.raw
+        if not self._strict:
+            return raw.decode("utf-8", errors="replace")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            offset = piece.at + e.start
+            raise BadInput(f"not UTF-8 text (invalid byte at offset {offset})") from None
 
     def _drop_bom(self) -> None:
         """Drops a byte order mark at the start of a stream, once enough has come to tell."""
@@ -222,11 +251,15 @@ class LineReader:
     def _fill(self) -> None:
         """Reads one block (waiting for it), keeping only the unread bytes."""
         del self._buf[: self._pos]
+        self._offset += self._pos
         self._pos = 0
         if self._fd is not None:
             data = os.read(self._fd, BLOCK_BYTES)
         else:
             data = self._stream.read(BLOCK_BYTES)
+        sniffed = max(0, SNIFF_BYTES - self._offset - len(self._buf))
+        if self._strict and b"\0" in data[:sniffed]:
+            raise BadInput("looks like a binary file (it has NUL bytes), not text")
         self._buf += data
         self._eof = not data
 
@@ -244,32 +277,49 @@ class LineReader:
         except (AttributeError, OSError):  # io.BytesIO and the like: read it as a stream
             self._fd = None
         self._buf.clear()
-        self._pos = 0
+        self._pos = self._offset = 0
         self._eof = False
         self._first = True
         return True
 
 
 class LongLine:
-    """A line longer than a piece, read on demand: `head` is its first piece (`head_size`
-    bytes); iterating `pieces()` (once) reads it to its end; `size` counts its bytes read
-    so far."""
+    """A line longer than a piece, read on demand: iterating `pieces()` (once) reads it to
+    its end. `size` counts its bytes read so far; `start` keeps its first pieces, up to
+    SHOWN_BYTES of them (`start_size`), to show the line by."""
 
-    def __init__(self, reader: LineReader, head: str, size: int) -> None:
-        self.head = head
-        self.head_size = self.size = size
+    def __init__(self, reader: LineReader, first: str, size: int) -> None:
         self._reader = reader
+        self._first = first
+        self.start, self.start_size = first, size
+        self.size = size
 
     def pieces(self) -> Iterator[tuple[str, bool]]:
-        """(text, whether it ends the line) for each piece, the head first."""
-        yield self.head, False
+        """(text, whether it ends the line) for each piece, from the first."""
+        yield self._first, False
         ends = False
         while not ends:
             text, ends = self._reader.next_piece()
             yield text, ends
 
+    def took(self, text: str, size: int) -> None:
+        """Counts a further piece of `size` bytes; keeps it in `start` while that fits."""
+        if self.start_size == self.size and self.size + size <= SHOWN_BYTES:
+            self.start += text
+            self.start_size += size
+        self.size += size
+
 
 _NOT_READY = object()
+
+
+class _Piece(NamedTuple):
+    """A line or a part of one: its bytes (no newline), whether it ends its line, and the
+    offset of its first byte in its stream."""
+
+    raw: bytes
+    ends: bool
+    at: int
 
 
 def _cut_point(buf: bytearray, start: int, limit: int) -> int:
@@ -283,10 +333,3 @@ def _cut_point(buf: bytearray, start: int, limit: int) -> int:
     while cut > start and buf[cut] & 0xC0 == 0x80:  # a continuation byte
         cut -= 1
     return cut if cut > start else end
-
-
-def _decode_piece(raw: bytes, ends: bool) -> str:
-    """Text of a piece; the piece that ends a line drops one "\r" before the newline."""
-    if ends:
-        raw = raw.removesuffix(b"\r")
-    return raw.decode("utf-8", errors="replace")
