@@ -182,6 +182,7 @@ def complete(
     (seed, first + its index), so a prompt's sample does not depend on its batch. A long
     prompt is read piece by piece, as `score_lines` reads a long line."""
     tok, model = loaded.tokenizer, loaded.model
+    options = dict(top=top, words=words, sample=sample, seed=seed, temperature=temperature)
     completions: list[Completion] = []
     for run in _runs(prompts):
         if isinstance(run, LongLine):
@@ -192,7 +193,6 @@ def complete(
             reading = predict.read_lines(
                 model, [tok.encode(p) for p in run], tok.eos_id, distributions=True
             )
-        options = dict(top=top, words=words, sample=sample, seed=seed, temperature=temperature)
         completions += _continue(loaded, texts, reading, first + len(completions), **options)
     return completions
 
