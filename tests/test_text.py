@@ -180,3 +180,17 @@ def test_ready_batches_end_a_batch_at_a_long_line():
             if isinstance(x, LongLine):
                 list(x.pieces())
     assert shapes == [["a", "b", "long"], ["i"]]
+
+
+def test_a_reader_tells_whether_a_line_has_arrived_without_waiting():
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb", buffering=0) as writer:
+        lines = iter_input_lines(reader)
+        writer.write(b"first\nsec")
+        assert lines.ready() and next(lines) == "first"
+        assert not lines.ready()  # half a line: taking it would wait
+        assert not lines.ready()
+        writer.write(b"ond\n")
+        assert lines.ready() and next(lines) == "second"
+        writer.close()
+        assert lines.ready() and list(lines) == []

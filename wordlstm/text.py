@@ -174,7 +174,7 @@ class LineReader:
         ended), so that taking it does not wait."""
         if self._long is not None:
             return False
-        if self._next is None:
+        if self._next is None or self._next is _NOT_READY:
             self._next = self._take(wait=False)
         return self._next is not _NOT_READY
 
