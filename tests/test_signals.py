@@ -83,3 +83,27 @@ def test_every_reading_command_dies_of_sigpipe_when_its_reader_is_gone(trained, 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGPIPE, err.decode()
     assert err == b""
+
+
+# Ctrl-C arriving while the CLI's modules are imported (typer's, the first heavy one)
+INTERRUPTED_IMPORT = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from wordlstm.__main__ import run
+run()
+"""
+
+
+def test_ctrl_c_while_the_cli_is_imported_ends_without_a_traceback(trained):
+    """The first instants of `wordlstm ...` (the console script calls the same run())."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_IMPORT, "score"],
+        capture_output=True,
+        env=cli_env(trained),
+        timeout=60,
+    )
+    assert proc.returncode == 130 and proc.stderr == b"", proc.stderr.decode()
