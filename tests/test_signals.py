@@ -25,6 +25,7 @@ def test_ctrl_c_while_waiting_for_input_ends_cleanly(trained, command, stdin):
         cli.send(PROMPT)
         answered = cli.read_until(ANSWER[command])  # now it waits for the next line
         cli.proc.send_signal(signal.SIGINT)
+        cli.proc.wait(timeout=60)  # stdin stays open: the end comes from Ctrl-C alone
         code, out, err = cli.finish()
     text = err.decode()
     assert "Fatal Python error" not in text and "Traceback" not in text, text

@@ -489,10 +489,6 @@ def main() -> None:
         fail(str(e), e.exit_code, debug)
     except KeyboardInterrupt:
         code = 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`): not an error; silence the final flush
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
     except MemoryError:
         fail("out of memory", 1, debug)
     except OSError as e:
