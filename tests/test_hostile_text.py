@@ -95,7 +95,7 @@ def check_stream(loaded, data: bytes) -> None:
     """Score and complete each line of `data`; one result each, finite, JSON on one line."""
     lines = list(iter_input_lines(io.BytesIO(data)))
     assert len(lines) == (expected_lines(data) if data else 0)
-    scores = list(score_lines(loaded, lines))
+    scores = list(score_lines(loaded, lines, per_token=True))
     assert len(scores) == len(lines)
     completions = complete(loaded, lines, words=2) if lines else []
     assert len(completions) == len(lines)

@@ -9,7 +9,7 @@ import pytest
 
 from wordlstm import text
 from wordlstm.errors import BadInput
-from wordlstm.text import iter_input_lines, read_training_lines
+from wordlstm.text import LongLine, iter_input_lines, read_training_lines, ready_batches
 
 
 def write(tmp_path, name: str, data: bytes) -> str:
@@ -108,8 +108,35 @@ def test_input_lines_never_fail_and_keep_one_item_per_newline():
 
 def test_input_lines_handle_a_huge_line_and_empty_input():
     huge = b"w " * 1_000_000
-    assert list(iter_input_lines(io.BytesIO(huge + b"\nend\n"))) == [huge.decode(), "end"]
+    lines = list(iter_input_lines(io.BytesIO(huge + b"\nend\n"), piece_bytes=len(huge)))
+    assert lines == [huge.decode(), "end"]
     assert list(iter_input_lines(io.BytesIO(b""))) == []
+
+
+def test_a_line_longer_than_a_piece_comes_in_pieces_cut_after_a_space_or_tab():
+    data = "\ufeffab cd\tef xxxxxxxxxx\r\nab\u20ac\u20ac\u20ac\nend".encode()
+    reader = iter_input_lines(io.BytesIO(data), piece_bytes=4)
+    first = next(reader)
+    assert isinstance(first, LongLine)
+    assert list(first.pieces()) == [
+        ("ab ", False),
+        ("cd\t", False),
+        ("ef ", False),
+        ("xxxx", False),  # a run without space or tab: cut at the piece size
+        ("xxxx", False),
+        ("xx", True),  # "\r\n" ends the line
+    ]
+    assert first.size == first.start_size == len("ab cd\tef xxxxxxxxxx\r")
+    assert first.start == "ab cd\tef xxxxxxxxxx"
+    second = next(reader)  # cut at character boundaries, never inside one
+    assert [text for text, _ in second.pieces()] == ["ab", "\u20ac", "\u20ac", "\u20ac"]
+    assert list(reader) == ["end"]
+
+
+def test_a_long_line_left_unread_is_skipped():
+    reader = iter_input_lines(io.BytesIO(b"one two three four\nnext\n"), piece_bytes=5)
+    assert isinstance(next(reader), LongLine)
+    assert list(reader) == ["next"]
 
 
 def test_input_lines_stream_before_input_ends():
@@ -129,8 +156,6 @@ def test_input_lines_stream_before_input_ends():
 
 
 def test_ready_batches_keeps_order_bounds_size_and_raises_in_place():
-    from wordlstm.text import ready_batches
-
     batches = list(ready_batches(iter(range(200)), 16))
     assert [x for b in batches for x in b] == list(range(200))
     assert all(1 <= len(b) <= 16 for b in batches)
@@ -144,3 +169,28 @@ def test_ready_batches_keeps_order_bounds_size_and_raises_in_place():
         for batch in ready_batches(failing(), 4):
             seen.extend(batch)
     assert seen == list(range(5))
+
+
+def test_ready_batches_end_a_batch_at_a_long_line():
+    reader = iter_input_lines(io.BytesIO(b"a\nb\nc d e f g h\ni\n"), piece_bytes=4)
+    shapes = []
+    for batch in ready_batches(reader, 16):
+        shapes.append([x if isinstance(x, str) else "long" for x in batch])
+        for x in batch:
+            if isinstance(x, LongLine):
+                list(x.pieces())
+    assert shapes == [["a", "b", "long"], ["i"]]
+
+
+def test_a_reader_tells_whether_a_line_has_arrived_without_waiting():
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb", buffering=0) as writer:
+        lines = iter_input_lines(reader)
+        writer.write(b"first\nsec")
+        assert lines.ready() and next(lines) == "first"
+        assert not lines.ready()  # half a line: taking it would wait
+        assert not lines.ready()
+        writer.write(b"ond\n")
+        assert lines.ready() and next(lines) == "second"
+        writer.close()
+        assert lines.ready() and list(lines) == []

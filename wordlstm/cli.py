@@ -88,11 +88,23 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=version_callback, is_eager=True, help="print the version"
     ),
 ) -> None:
     """Next-word prediction with an LSTM language model written in NumPy."""
+    if ctx.invoked_subcommand != "train":
+        end_as_a_filter_on_a_closed_pipe()
+
+
+def end_as_a_filter_on_a_closed_pipe() -> None:
+    """When the reader of the output goes away (`| head`), end as cat and grep do: killed
+    by SIGPIPE at the next write, silently (status 141 in a shell). Not for train: a log
+    reader that goes away must not kill a run between its saves."""
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 @app.command(
@@ -436,10 +448,10 @@ def complete(
         raise BadInput("--temperature must be positive")
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import complete as complete_prompts
-    from wordlstm.text import argument_text, iter_input_lines, ready_batches
+    from wordlstm.text import argument_text, ready_batches
 
     loaded = load_model(model)
-    prompts = [argument_text(prompt)] if prompt is not None else iter_input_lines(sys.stdin.buffer)
+    prompts = [argument_text(prompt)] if prompt is not None else input_lines(["-"])
     n = 0
     for batch in ready_batches(prompts, 64):
         for c in complete_prompts(
@@ -521,26 +533,33 @@ def score(
     loaded = load_model(model)
     tokens = unknown = 0
     log_prob = 0.0
-    for s in score_lines(loaded, input_lines(files or ["-"]), continuous=continuous):
-        tokens += s.tokens
-        unknown += s.unknown
-        log_prob += s.log_prob
-        if json_out:
-            obj = {"text": s.text, "tokens": s.tokens, "log_prob": s.log_prob, "ppl": s.ppl}
-            if per_token:
-                obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
-            print_json(obj)
-        elif per_token:
-            sys.stdout.write(per_token_line(s) + "\n")
-            sys.stdout.flush()
-        else:
-            sys.stdout.write(f"{s.ppl:.2f}\t{s.log_prob:.4f}\t{s.tokens}\t{s.text}\n")
-            sys.stdout.flush()
+    lines = input_lines(files or ["-"])
+    interrupted = False
+    try:
+        for s in score_lines(loaded, lines, continuous=continuous, per_token=per_token):
+            tokens += s.tokens
+            unknown += s.unknown
+            log_prob += s.log_prob
+            if json_out:
+                obj = {"text": s.text, "tokens": s.tokens, "log_prob": s.log_prob, "ppl": s.ppl}
+                if per_token:
+                    obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
+                print_json(obj)
+            elif per_token:
+                sys.stdout.write(per_token_line(s) + "\n")
+                sys.stdout.flush()
+            else:
+                sys.stdout.write(f"{s.ppl:.2f}\t{s.log_prob:.4f}\t{s.tokens}\t{s.text}\n")
+                sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C: the lines scored so far are out; sum them up
+        interrupted = True
     ppl = math.exp(-log_prob / tokens) if tokens else float("nan")
     share = 100.0 * unknown / tokens if tokens else 0.0
     stderr_console().print(
         f"tokens {tokens} | unknown {unknown} ({share:.2f}%) | perplexity {ppl:.2f}"
     )
+    if interrupted:
+        raise typer.Exit(130)
 
 
 def per_token_line(s) -> str:
@@ -625,19 +644,34 @@ class TokenProgress:
 
 
 def input_lines(files: list[str]):
-    """The lines of the files in order, - meaning stdin, read as untrusted text."""
-    from wordlstm.text import iter_input_lines
+    """The lines of the files in order, - meaning stdin, read as untrusted text (a
+    `LineReader`: long lines come in pieces)."""
+    from wordlstm.text import LineReader
 
+    return LineReader(input_streams(files), piece_bytes())
+
+
+def input_streams(files: list[str]):
+    """Each file opened in turn (and closed once read), - meaning stdin."""
     for name in files:
         if name == "-":
-            yield from iter_input_lines(sys.stdin.buffer)
+            yield sys.stdin.buffer
             continue
         try:
             stream = open(name, "rb")
         except OSError as e:
             raise BadInput(f"cannot read {name}: {e.strerror}") from None
         with stream:
-            yield from iter_input_lines(stream)
+            yield stream
+
+
+def piece_bytes() -> int:
+    """How much of a line is read at once: WORDLSTM_PIECE_BYTES (for the tests, which
+    compare a line read in small pieces with one read at once) or the default."""
+    from wordlstm.text import PIECE_BYTES
+
+    value = os.environ.get("WORDLSTM_PIECE_BYTES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else PIECE_BYTES
 
 
 @models_app.callback()
@@ -845,10 +879,6 @@ def main() -> None:
         fail(str(e), e.exit_code, debug)
     except KeyboardInterrupt:
         code = 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`): not an error; silence the final flush
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 0
     except MemoryError:
         fail("out of memory", 1, debug)
     except OSError as e:

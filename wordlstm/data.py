@@ -1,5 +1,7 @@
 """Token streams cut into parallel batches and truncated-BPTT chunks, as NumPy arrays."""
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,6 +22,45 @@ def chunks(
     for i in range(start, len(data) - 1, bptt):
         n = min(bptt, len(data) - 1 - i)
         yield i, data[i : i + n], data[i + 1 : i + 1 + n]
+
+
+def parallel_chunks(ids, batch_size: int, bptt: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) of `chunks(batchify(ids, batch_size), bptt)`, sliced from `ids`
+    chunk by chunk, so that a stream kept on disk (a TokenSpool) is never read whole."""
+    rows = len(ids) // batch_size
+    for i in range(0, rows - 1, bptt):
+        n = min(bptt, rows - 1 - i)
+        block = np.stack([ids[b * rows + i : b * rows + i + n + 1] for b in range(batch_size)], 1)
+        yield block[:-1], block[1:]
+
+
+class TokenSpool:
+    """A token stream in a temporary file, so that its length costs disk, not memory:
+    append int32 ids, then slice it as an array (step 1), as `parallel_chunks` does."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._length = 0
+
+    def append(self, ids: np.ndarray) -> None:
+        self._file.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        self._length += len(ids)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, part: slice) -> np.ndarray:
+        start, stop, _ = part.indices(self._length)
+        self._file.flush()
+        size = np.dtype(np.int32).itemsize
+        data = os.pread(self._file.fileno(), max(0, stop - start) * size, start * size)
+        return np.frombuffer(data, dtype=np.int32)
+
+    def __enter__(self) -> "TokenSpool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
 
 
 def hold_out(ids: np.ndarray, eos_id: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,12 @@ import numpy as np
 
 from wordlstm import predict
 from wordlstm.checkpoint import Loaded
+from wordlstm.data import TokenSpool
 from wordlstm.errors import BadInput
-from wordlstm.text import read_training_lines, ready_batches
-from wordlstm.tokenizer import Tokenizer
+from wordlstm.text import STDIN, LineReader, LongLine, open_input, ready_batches
+from wordlstm.tokenizer import BATCH_LINES, Prompt, Tokenizer
+
+LEFT_OUT = "…[{} more bytes]"  # ends the text shown for a long line
 
 
 @dataclass
@@ -35,39 +38,125 @@ class LineScore:
 
 
 def score_lines(
-    loaded: Loaded, lines: Iterable[str], continuous: bool = False, batch_size: int = 64
+    loaded: Loaded,
+    lines: Iterable[str | LongLine],
+    continuous: bool = False,
+    batch_size: int = 64,
+    per_token: bool = False,
 ) -> Iterator[LineScore]:
     """Scores each line as it arrives: on its own from a zero state fed the end-of-line
     token, lines that arrive together side by side in one batch; or, when continuous, one
-    after another with the state carried from line to line."""
+    after another with the state carried from line to line. A long line is read piece by
+    piece with the state carried, which gives what reading it at once would. Each token's
+    score is kept only with `per_token`."""
     tok, model = loaded.tokenizer, loaded.model
     if continuous:
         state = None
-        for text in lines:
-            ids = tok.encode(text)
-            reading = predict.read_lines(model, [ids], tok.eos_id, state)
-            state = reading.state
-            yield _line_score(tok, text, ids, reading.scores[0])
+        for line in lines:
+            tally = _Tally(per_token)
+            state = _read_parts(loaded, _parts(line), state, tally).state
+            yield tally.score(shown_text(line))
         return
     for batch in ready_batches(lines, batch_size):
-        encoded = [tok.encode(text) for text in batch]
-        reading = predict.read_lines(model, encoded, tok.eos_id)
-        for text, ids, scores in zip(batch, encoded, reading.scores, strict=True):
-            yield _line_score(tok, text, ids, scores)
+        for run in _runs(batch):
+            if isinstance(run, LongLine):
+                tally = _Tally(per_token)
+                _read_parts(loaded, run.pieces(), None, tally)
+                yield tally.score(shown_text(run))
+                continue
+            encoded = [tok.encode(text) for text in run]
+            reading = predict.read_lines(model, encoded, tok.eos_id)
+            for text, ids, scores in zip(run, encoded, reading.scores, strict=True):
+                tally = _Tally(per_token)
+                tally.add(tok, _with_eos(ids, tok.eos_id), scores)
+                yield tally.score(text)
 
 
-def _line_score(tok: Tokenizer, text: str, ids: np.ndarray, log_probs: np.ndarray) -> LineScore:
-    all_ids = [*ids.tolist(), tok.eos_id]
-    return LineScore(
-        text=text,
-        tokens=len(all_ids),
-        unknown=int(np.count_nonzero(ids == tok.unk_id)),
-        log_prob=float(log_probs.sum(dtype=np.float64)),
-        token_scores=[
-            TokenScore(tok.id_to_token(i), i, float(lp))
-            for i, lp in zip(all_ids, log_probs, strict=True)
-        ],
-    )
+def shown_text(line: str | LongLine) -> str:
+    """A line as results show it: whole if it is kept whole, else its start and a mark that
+    says how many bytes it leaves out (echoing it whole would mean holding all of it)."""
+    if isinstance(line, str):
+        return line
+    if line.start_size == line.size:
+        return line.start
+    return line.start + LEFT_OUT.format(line.size - line.start_size)
+
+
+class _Tally:
+    """A line's figures, added up over the parts it is read in."""
+
+    def __init__(self, per_token: bool) -> None:
+        self.tokens = self.unknown = 0
+        self.log_prob = 0.0
+        self.per_token = per_token
+        self.token_scores: list[TokenScore] = []
+
+    def add(self, tok: Tokenizer, targets: np.ndarray, log_probs: np.ndarray) -> None:
+        """Counts the scored targets (the end-of-line token among them at the line's end)."""
+        self.tokens += len(targets)
+        self.unknown += int(np.count_nonzero(targets == tok.unk_id))
+        self.log_prob += float(log_probs.sum(dtype=np.float64))
+        if self.per_token:
+            self.token_scores += [
+                TokenScore(tok.id_to_token(i), i, float(lp))
+                for i, lp in zip(targets.tolist(), log_probs, strict=True)
+            ]
+
+    def score(self, text: str) -> LineScore:
+        return LineScore(text, self.tokens, self.unknown, self.log_prob, self.token_scores)
+
+
+def _read_parts(
+    loaded: Loaded,
+    parts: Iterable[tuple[str, bool]],
+    state: tuple | None,
+    tally: _Tally,
+    distributions: bool = False,
+) -> predict.Reading:
+    """Reads one line given as (text, ends the line) parts, cut between words, from `state`
+    (zero if None) fed the end-of-line token, with the state carried from part to part;
+    returns the reading of the last part (the state and distribution after the line)."""
+    tok, model = loaded.tokenizer, loaded.model
+    lead = None
+    for text, ends in parts:
+        ids = tok.encode(text)
+        if ends:
+            reading = predict.read_lines(
+                model, [ids], tok.eos_id, state, lead=lead, distributions=distributions
+            )
+            tally.add(tok, _with_eos(ids, tok.eos_id), reading.scores[0])
+            return reading
+        if len(ids):
+            held = int(ids[-1])
+            reading = predict.read_lines(
+                model, [ids[:-1]], tok.eos_id, state, lead=lead, follow=held
+            )
+            tally.add(tok, ids, reading.scores[0])
+            state, lead = reading.state, held
+    raise ValueError("the parts of a line must end with one that ends it")
+
+
+def _parts(line: str | LongLine) -> Iterable[tuple[str, bool]]:
+    return [(line, True)] if isinstance(line, str) else line.pieces()
+
+
+def _with_eos(ids: np.ndarray, eos_id: int) -> np.ndarray:
+    return np.append(ids, np.int32(eos_id))
+
+
+def _runs(lines: list[str | LongLine]) -> Iterator[list[str] | LongLine]:
+    """Lines in order as runs of whole lines (to read side by side) and long lines alone."""
+    run: list[str] = []
+    for line in lines:
+        if isinstance(line, str):
+            run.append(line)
+            continue
+        if run:
+            yield run
+            run = []
+        yield line
+    if run:
+        yield run
 
 
 @dataclass
@@ -81,7 +170,7 @@ class Completion:
 
 def complete(
     loaded: Loaded,
-    prompts: list[str],
+    prompts: list[str | LongLine],
     *,
     top: int = 5,
     words: int = 0,
@@ -94,10 +183,41 @@ def complete(
     up to that many words: greedy, or sampled with a generator per prompt seeded by
     (seed, first + its index), so a prompt's sample does not depend on its batch. A word of
     a prompt unknown as written but known in another case is read as that one; neither
-    <unk> nor <eos> is ever a next word (a continuation ends at <eos>)."""
+    <unk> nor <eos> is ever a next word (a continuation ends at <eos>). A long prompt is
+    read piece by piece, as `score_lines` reads a long line (its words as written)."""
     tok, model = loaded.tokenizer, loaded.model
-    encoded = [tok.encode_prompt(p) for p in prompts]
-    reading = predict.read_lines(model, [e.ids for e in encoded], tok.eos_id, distributions=True)
+    options = dict(top=top, words=words, sample=sample, seed=seed, temperature=temperature)
+    completions: list[Completion] = []
+    for run in _runs(prompts):
+        if isinstance(run, LongLine):
+            reading = _read_parts(loaded, run.pieces(), None, _Tally(False), distributions=True)
+            texts, encoded = [shown_text(run)], [Prompt(np.zeros(0, np.int32), [], {})]
+        else:
+            texts, encoded = run, [tok.encode_prompt(p) for p in run]
+            reading = predict.read_lines(
+                model, [e.ids for e in encoded], tok.eos_id, distributions=True
+            )
+        completions += _continue(
+            loaded, texts, encoded, reading, first + len(completions), **options
+        )
+    return completions
+
+
+def _continue(
+    loaded: Loaded,
+    prompts: list[str],
+    encoded: list[Prompt],
+    reading: predict.Reading,
+    first: int,
+    *,
+    top: int,
+    words: int,
+    sample: bool,
+    seed: int | None,
+    temperature: float,
+) -> list[Completion]:
+    """The completions of prompts from their reading, as `complete` describes them."""
+    tok, model = loaded.tokenizer, loaded.model
     rngs = None
     if sample:
         rngs = [
@@ -142,18 +262,44 @@ def evaluate_file(
     """The benchmark protocol on one file: the whole text as one stream with the state
     carried across lines, read as `batch_size` parallel streams like the PyTorch example's
     validation. Returns perplexity, top-1/top-5 accuracy (also over word targets only,
-    leaving out <unk> and <eos>), the token count and the unknown rate. Reports progress as
-    `on_progress(tokens done, tokens in all)`."""
+    leaving out <unk> and <eos>), the token count and the unknown rate. The file is read
+    in bounded pieces and its tokens kept on disk, so memory does not grow with it.
+    Reports progress as `on_progress(tokens done, tokens in all)`."""
     if batch_size < 1 or bptt < 1:
         raise BadInput("--batch-size and --bptt must be at least 1")
     tok = loaded.tokenizer
-    ids = tok.encode_lines(read_training_lines([path]))
-    result = predict.evaluate(
-        loaded.model,
-        ids,
-        batch_size=batch_size,
-        bptt=bptt,
-        special=(tok.unk_id, tok.eos_id),
-        on_progress=on_progress,
-    )
+    with TokenSpool() as ids:
+        _spool_tokens(tok, path, ids)
+        result = predict.evaluate(
+            loaded.model,
+            ids,
+            batch_size=batch_size,
+            bptt=bptt,
+            special=(tok.unk_id, tok.eos_id),
+            on_progress=on_progress,
+        )
     return {"file": path, "model": str(loaded.path), **result.summary()}
+
+
+def _spool_tokens(tok: Tokenizer, path: str, spool: TokenSpool) -> None:
+    """Appends the tokens of a text file's lines, each line's followed by the end-of-line
+    token; BadInput naming the file if it is not UTF-8 text or has no words."""
+    name = "stdin" if path == STDIN else path
+    words = 0
+    with open_input(path) as stream:
+        try:
+            for batch in ready_batches(LineReader([stream], strict=True), BATCH_LINES):
+                for run in _runs(batch):
+                    if isinstance(run, LongLine):
+                        for text, ends in run.pieces():
+                            ids = tok.encode(text)
+                            spool.append(_with_eos(ids, tok.eos_id) if ends else ids)
+                            words += len(ids)
+                        continue
+                    ids = tok.encode_lines(run)
+                    spool.append(ids)
+                    words += len(ids) - len(run)
+        except BadInput as e:
+            raise BadInput(f"{name}: {e}") from None
+    if not words:
+        raise BadInput(f"{name}: has no words to evaluate on")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wordlstm.backend import to_host, xp
-from wordlstm.data import batchify, chunks
+from wordlstm.data import TokenSpool, parallel_chunks
 from wordlstm.model import LanguageModel
 
 # Steps fed at once when reading lines: bounds memory for any line length.
@@ -32,20 +32,29 @@ def read_lines(
     state: tuple | None = None,
     *,
     distributions: bool = False,
+    lead: int | None = None,
+    follow: int | None = None,
 ) -> Reading:
     """Reads lines side by side, one per batch column, each as if it followed another:
     from `state` (zero if None) fed the end-of-line token, then its tokens. Shorter lines are
     padded at the end; each line's results are taken where it ends. Steps go in chunks of
     READ_CHUNK, so memory stays bounded for any line length. With `distributions`, also the
-    full next-token distribution after each line (for completion)."""
+    full next-token distribution after each line (for completion).
+
+    A line read in parts goes on from the state after the part before: `lead` is then the
+    token fed first instead of the end-of-line token, and `follow` the token scored after
+    the last one instead of the end-of-line token. A part's last token is held back: it is
+    the `follow` of its own call and the `lead` of the next."""
     B = len(lines)
     lengths = np.array([len(ids) + 1 for ids in lines])  # inputs: <eos> then the tokens
     T = int(lengths.max())
     inputs = np.full((T, B), eos_id, dtype=np.int64)
     targets = np.full((T, B), eos_id, dtype=np.int64)
+    inputs[0] = eos_id if lead is None else lead
     for b, ids in enumerate(lines):
         inputs[1 : len(ids) + 1, b] = ids
         targets[: len(ids), b] = ids
+        targets[len(ids), b] = eos_id if follow is None else follow
     valid = np.arange(T)[:, None] < lengths[None, :]
     scores = np.zeros((T, B))
     state = model.zero_state(B) if state is None else state
@@ -152,7 +161,7 @@ class Evaluation:
 
 def evaluate(
     model: LanguageModel,
-    ids: np.ndarray,
+    ids: "np.ndarray | TokenSpool",
     *,
     batch_size: int = 10,
     bptt: int = 35,
@@ -160,17 +169,17 @@ def evaluate(
     accuracy: bool = True,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Evaluation:
-    """Perplexity and top-1/top-5 accuracy of a stream read as `batch_size` parallel
-    streams with the state carried from chunk to chunk, as the PyTorch example validates.
+    """Perplexity and top-1/top-5 accuracy of a stream (an array, or a spool for one too
+    long to hold) read as `batch_size` parallel streams with the state carried from chunk
+    to chunk, as the PyTorch example validates.
     `special` is (unknown id, end-of-line id); accuracy=False skips ranking the targets
     (their counts stay 0), for validation, which needs the perplexity only. Calls
     `on_progress(tokens done, tokens in all)` after each chunk."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
-    data = batchify(ids, batch_size)
     state = model.zero_state(batch_size)
     total = Evaluation()
-    positions = (len(data) - 1) * batch_size
-    for _, x, y in chunks(data, bptt):
+    positions = (len(ids) // batch_size - 1) * batch_size
+    for x, y in parallel_chunks(ids, batch_size, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
         true, rank = model.score(out, xp.asarray(y), ranks=accuracy)
         y = y.reshape(-1)
