@@ -1,9 +1,12 @@
-"""The AWD-LSTM regularisers: what each one drops, the penalties' values, and that with all
-of them off a training step is exactly plain dropout's. Their gradients are checked against
-finite differences in test_gradients.py."""
+"""The AWD-LSTM regularisers: what each one drops, the penalties' values, that with all of
+them off a training step is exactly plain dropout's, and their flags on `wordlstm train`.
+Their gradients are checked against finite differences in test_gradients.py."""
+
+import json
 
 import numpy as np
 import pytest
+from conftest import TINY, run
 
 import wordlstm.model
 from wordlstm import lstm
@@ -174,3 +177,46 @@ def test_with_the_awd_regularisers_off_a_step_is_bitwise_plain_dropout(tied, mon
     for name, g in grads.items():
         assert np.array_equal(dense(g), want[name]), name
     assert rng.random() == plain_rng.random()  # no other random draws
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--dropout-input", "1", "--dropout-input must be in [0, 1)"),
+        ("--dropout-hidden", "-0.1", "--dropout-hidden must be in [0, 1)"),
+        ("--embed-dropout", "1.5", "--embed-dropout must be in [0, 1)"),
+        ("--weight-drop", "nan", "--weight-drop must be in [0, 1)"),
+        ("--dropout", "1", "--dropout must be in [0, 1)"),
+        ("--ar", "-1", "--ar must be a finite number, at least 0"),
+        ("--tar", "inf", "--tar must be a finite number, at least 0"),
+    ],
+)
+def test_a_bad_regulariser_is_refused_before_anything_is_read(home, tmp_path, flag, value, message):
+    proc = run("train", str(tmp_path / "not-read.txt"), flag, value, home=home)
+    assert proc.returncode == 2, proc.err
+    assert proc.err.strip() == f"error: {message}"
+    assert not home.exists()
+
+
+def test_train_records_the_regularisers_it_trained_with(home, corpus):
+    flags = ["--layers", "2", "--dropout", "0.2", "--dropout-hidden", "0.1", "--locked"]
+    flags += ["--embed-dropout", "0.1", "--weight-drop", "0.3", "--ar", "2", "--tar", "1"]
+    run("train", str(corpus), *TINY, *flags, "--epochs", "1", "--model", "m", home=home, check=True)
+    config = json.loads((home / "m" / "config.json").read_text())
+    assert config["dropout"] == 0.2  # before the decoder
+    recorded = {k: config["recipe"][k] for k in ("dropout_input", "dropout_hidden", "locked")}
+    assert recorded == {
+        "dropout_input": 0.2,
+        "dropout_hidden": 0.1,
+        "locked": True,
+    }  # input: --dropout's
+    recorded = {k: config["recipe"][k] for k in ("embed_dropout", "weight_drop", "ar", "tar")}
+    assert recorded == {"embed_dropout": 0.1, "weight_drop": 0.3, "ar": 2.0, "tar": 1.0}
+    assert run("complete", "The", "--model", "m", home=home, check=True).out
+
+
+def test_train_without_the_flags_records_every_regulariser_off(trained):
+    recipe = json.loads((trained / "default" / "config.json").read_text())["recipe"]
+    assert (recipe["locked"], recipe["embed_dropout"], recipe["weight_drop"]) == (False, 0, 0)
+    assert (recipe["ar"], recipe["tar"]) == (0, 0)
+    assert recipe["dropout_input"] == recipe["dropout_hidden"] == 0.0  # the automatic dropout

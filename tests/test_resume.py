@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,15 +23,21 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
 from wordlstm.trainjob import train_files
 
-SETUPS = ["sgd", "adam, untied"]
+SETUPS = ["sgd", "adam, untied", "sgd, regularised"]
 
 
 def job(corpus, folder, setup="sgd", **kw):
-    """The tiny training job on the corpus: the default SGD recipe (tied weights), or Adam
-    with untied weights."""
+    """The tiny training job on the corpus: the default SGD recipe (tied weights), Adam with
+    untied weights, or SGD with two layers and every regulariser on (their masks drawn from
+    the training generator)."""
     adam = setup == "adam, untied"
     j = tiny_job([corpus], folder, optimizer="adam" if adam else "sgd", **kw)
     j.net.tied = not adam
+    if setup == "sgd, regularised":
+        j.net = replace(
+            j.net, layers=2, dropout=0.2, dropout_input=0.3, dropout_hidden=0.1, locked=True,
+            embed_dropout=0.1, weight_drop=0.3, ar=1.0, tar=1.0,
+        )  # fmt: skip
     return j
 
 
@@ -171,6 +178,10 @@ def assert_refused(proc, *words):
         (["--optimizer", "adam"], ["--optimizer"]),
         (["--seed", "5"], ["--seed"]),
         (["--dropout", "0.3"], ["--dropout"]),
+        (["--dropout-input", "0.3"], ["--dropout-input"]),
+        (["--locked"], ["--locked"]),
+        (["--weight-drop", "0.3"], ["--weight-drop"]),
+        (["--tar", "1"], ["--tar"]),
         (["--bptt", "7"], ["--bptt"]),
         (["OTHER"], ["text is not the one it was trained on"]),
         (["--valid", "OTHER"], ["text is not the one"]),

@@ -12,8 +12,9 @@ import numpy as np
 
 from wordlstm import resume, store
 from wordlstm.data import hold_out
-from wordlstm.errors import BadInput, Interrupted, RunFailure
+from wordlstm.errors import Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
+from wordlstm.regularisers import Regularisers
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.train import Epoch, Progress, Recipe, Retry, default_dropout, train
@@ -37,6 +38,13 @@ class ModelSettings:
     dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
     forget_bias: float = 1.0  # cells start out remembering: see README, "train"
+    dropout_input: float | None = None  # None: the dropout's
+    dropout_hidden: float | None = None  # None: the dropout's
+    locked: bool = False
+    embed_dropout: float = 0.0
+    weight_drop: float = 0.0
+    ar: float = 0.0
+    tar: float = 0.0
 
 
 @dataclass
@@ -81,8 +89,7 @@ def train_files(
     """
     clock = time.perf_counter()
     path = store.resolve(job.model)
-    if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
-        raise BadInput("--dropout must be in [0, 1)")
+    _regularisers(job.net, auto_dropout=0.0)  # a bad setting fails before any file is read
     settings = _settings(job)
     with store.writer_lock(path):
         saved = resume.read(path) if job.resume else None
@@ -99,12 +106,10 @@ def train_files(
             layers=job.net.layers,
             tied=job.net.tied,
         )
-        dropout = job.net.dropout
-        if dropout is None:
-            dropout = default_dropout(len(train_ids), tokenizer.vocab_size)
+        reg = _regularisers(job.net, default_dropout(len(train_ids), tokenizer.vocab_size))
         rng = np.random.default_rng(job.seed)
-        model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
-        facts = _facts(job, train_ids, valid_ids)
+        model = LanguageModel.init(arch, rng, dropout=reg, forget_bias=job.net.forget_bias)
+        facts = _facts(job, train_ids, valid_ids, reg)
         saver = resume.Saver(path, model, tokenizer, facts, {"settings": settings, "data": digest})
         if saved is not None:
             saver.resume_from(saved)
@@ -145,6 +150,23 @@ def train_files(
     )
 
 
+def _regularisers(net: ModelSettings, auto_dropout: float) -> Regularisers:
+    """The model's regularisers: the dropout (`auto_dropout` where none is given) before the
+    decoder, and on the embeddings and between layers where those have no rate of their
+    own; BadInput for a rate or weight out of range."""
+    dropout = auto_dropout if net.dropout is None else net.dropout
+    return Regularisers(
+        dropout=dropout,
+        dropout_input=dropout if net.dropout_input is None else net.dropout_input,
+        dropout_hidden=dropout if net.dropout_hidden is None else net.dropout_hidden,
+        locked=net.locked,
+        embed_dropout=net.embed_dropout,
+        weight_drop=net.weight_drop,
+        ar=net.ar,
+        tar=net.tar,
+    )
+
+
 def _settings(job: TrainJob) -> dict:
     """The flags a resumed run must share with the interrupted one (all but the budget)."""
     recipe = asdict(job.recipe)
@@ -155,11 +177,18 @@ def _settings(job: TrainJob) -> dict:
     return {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
 
 
-def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
-    """What config.json records about how the model was trained."""
+def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray, reg: Regularisers) -> dict:
+    """What config.json records about how the model was trained (the dropout before the
+    decoder is config.json's own "dropout")."""
+    applied = {name: value for name, value in asdict(reg).items() if name != "dropout"}
     return {
         "tokenizer": asdict(job.tokenizer),
-        "recipe": {**asdict(job.recipe), "forget_bias": job.net.forget_bias, "seed": job.seed},
+        "recipe": {
+            **asdict(job.recipe),
+            "forget_bias": job.net.forget_bias,
+            **applied,
+            "seed": job.seed,
+        },
         "data": {
             "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
             "valid": job.valid,
