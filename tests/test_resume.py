@@ -259,6 +259,24 @@ def test_a_history_written_before_improved_existed_still_resumes(corpus, tmp_pat
     train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
 
 
+REGULARISER_SETTINGS = ["dropout_input", "dropout_hidden", "locked", "embed_dropout"]
+REGULARISER_SETTINGS += ["weight_drop", "ar", "tar"]
+
+
+def test_a_run_without_regularisers_has_the_fingerprint_of_a_run_before_they_existed(
+    interrupted, corpus
+):
+    """Runs saved before the regularisers existed resume: a run without them leaves them out
+    of its fingerprint as those did, and a run with one of them on is another run."""
+    settings = json.loads((interrupted / "m" / "training.json").read_text())["fingerprint"]
+    assert not set(REGULARISER_SETTINGS) & set(settings["settings"])
+    regularised = job(corpus, interrupted / "m", epochs=2, resume=True)
+    regularised.net.weight_drop = 0.3
+    with pytest.raises(BadInput, match="--weight-drop"):
+        train_files(regularised)
+    train_files(job(corpus, interrupted / "m", epochs=2, resume=True))
+
+
 # Divergence
 
 
