@@ -73,7 +73,8 @@ class Cache:
 
     inputs: "xp.ndarray"
     layers: list
-    masks: list  # dropout masks: embeddings, after each layer; None where no dropout
+    masks: list  # dropout masks, embeddings then after each layer; None where none
+    # (each (units, T, B), or (units, 1, B) when locked)
     out: "xp.ndarray"
     words: "xp.ndarray | None"  # embedding dropout's factors (1, T, B); None: none
     weight_masks: list  # weight drop's mask of each layer's W_hh; None where none
