@@ -8,18 +8,43 @@ import wordlstm.model
 from wordlstm import lstm
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.optim import SGD, Adam, RowGradient, dense, global_norm
+from wordlstm.regularisers import Regularisers
+
+# Every regulariser alone and all at once, each at a rate or weight large enough to matter
+# in the gradient; "dropout" is Zaremba et al.'s, one rate at all three sites, a new mask
+# per step. The AR and TAR weights are comparable to the cross-entropy, so a wrong gradient
+# of theirs would show.
+REGULARISERS = {
+    "dropout": Regularisers.everywhere(0.3),
+    "locked dropout": Regularisers(dropout=0.3, dropout_input=0.5, dropout_hidden=0.2, locked=True),
+    "embedding dropout": Regularisers(embed_dropout=0.5),
+    "weight drop": Regularisers(weight_drop=0.5),
+    "ar": Regularisers(ar=2.0),
+    "tar": Regularisers(tar=2.0),
+    "all": Regularisers(
+        dropout=0.3,
+        dropout_input=0.5,
+        dropout_hidden=0.2,
+        locked=True,
+        embed_dropout=0.5,
+        weight_drop=0.5,
+        ar=2.0,
+        tar=2.0,
+    ),
+}
 
 
 def two_chunk_loss(model, chunks, dropout_seed):
-    """Loss over consecutive BPTT chunks with the state carried, and its exact gradient
-    (the gradient flows back from the second chunk into the first through the state)."""
+    """Loss (the cross-entropy plus AR and TAR) over consecutive BPTT chunks with the state
+    carried, and its exact gradient (the gradient flows back from the second chunk into the
+    first through the state). The generator seeded alike draws the same masks each time."""
     rng = np.random.default_rng(dropout_seed)
     state = model.zero_state(chunks[0][0].shape[1])
     total, steps = 0.0, []
     for x, y in chunks:
         out, state, cache = model.forward(x, state, rng=rng)
         loss, dout, dec = model.loss(out, y)
-        total += loss
+        total += loss + model.penalty(cache)
         steps.append((cache, dout, dec))
     grads = {n: np.zeros_like(p) for n, p in model.params.items()}
     dstate = None
@@ -30,10 +55,12 @@ def two_chunk_loss(model, chunks, dropout_seed):
     return total, grads
 
 
+@pytest.mark.parametrize("regularisers", list(REGULARISERS))
 @pytest.mark.parametrize("tied", [False, True])
-def test_every_parameter_matches_finite_differences_across_two_chunks(tied):
+def test_every_parameter_matches_finite_differences_across_two_chunks(tied, regularisers):
     arch = Architecture(vocab=7, embed=5, hidden=5 if tied else 4, layers=2, tied=tied)
-    model = LanguageModel.init(arch, np.random.default_rng(0), dropout=0.3, dtype=np.float64)
+    reg = REGULARISERS[regularisers]
+    model = LanguageModel.init(arch, np.random.default_rng(0), dropout=reg, dtype=np.float64)
     data_rng = np.random.default_rng(1)
     T, B = 4, 3
     stream = data_rng.integers(0, arch.vocab, size=(2 * T + 1, B))

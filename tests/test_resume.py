@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,17 +21,23 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
 from wordlstm.trainjob import train_files
 
-SETUPS = ["sgd", "adam, untied", "sgd, dropout"]
+SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised"]
 DROPOUT = 0.3  # the "sgd, dropout" setup's: each step draws its masks from the generator
 
 
 def job(corpus, folder, setup="sgd", **kw):
     """The tiny training job on the corpus: the default SGD recipe (tied weights; no dropout
-    on this corpus), Adam with untied weights, or SGD with dropout."""
+    on this corpus), Adam with untied weights, SGD with dropout, or SGD with two layers and
+    every regulariser on (their masks drawn from the training generator)."""
     adam = setup == "adam, untied"
     dropout = DROPOUT if setup == "sgd, dropout" else None
     j = tiny_job([corpus], folder, optimizer="adam" if adam else "sgd", dropout=dropout, **kw)
     j.net.tied = not adam
+    if setup == "sgd, regularised":
+        j.net = replace(
+            j.net, layers=2, dropout=0.2, dropout_input=0.3, dropout_hidden=0.1, locked=True,
+            embed_dropout=0.1, weight_drop=0.3, ar=1.0, tar=1.0,
+        )  # fmt: skip
     return j
 
 
@@ -160,6 +167,10 @@ def assert_refused(proc, *words):
         (["--optimizer", "adam"], ["--optimizer"]),
         (["--seed", "5"], ["--seed"]),
         (["--dropout", "0.3"], ["--dropout"]),
+        (["--dropout-input", "0.3"], ["--dropout-input"]),
+        (["--locked"], ["--locked"]),
+        (["--weight-drop", "0.3"], ["--weight-drop"]),
+        (["--tar", "1"], ["--tar"]),
         (["--bptt", "7"], ["--bptt"]),
         (["OTHER"], ["text is not the one it was trained on"]),
         (["--valid", "OTHER"], ["text is not the one"]),
@@ -373,6 +384,24 @@ def test_a_history_written_before_improved_existed_still_resumes(corpus, tmp_pat
     history = resume.read(tmp_path / "m").state.history
     assert [(e.improved, e.saved) for e in history] == [(True, True)]
     train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
+
+
+REGULARISER_SETTINGS = ["dropout_input", "dropout_hidden", "locked", "embed_dropout"]
+REGULARISER_SETTINGS += ["weight_drop", "ar", "tar"]
+
+
+def test_a_run_without_regularisers_has_the_fingerprint_of_a_run_before_they_existed(
+    interrupted, corpus
+):
+    """Runs saved before the regularisers existed resume: a run without them leaves them out
+    of its fingerprint as those did, and a run with one of them on is another run."""
+    settings = json.loads((interrupted / "m" / "training.json").read_text())["fingerprint"]
+    assert not set(REGULARISER_SETTINGS) & set(settings["settings"])
+    regularised = job(corpus, interrupted / "m", epochs=2, resume=True)
+    regularised.net.weight_drop = 0.3
+    with pytest.raises(BadInput, match="--weight-drop"):
+        train_files(regularised)
+    train_files(job(corpus, interrupted / "m", epochs=2, resume=True))
 
 
 # Divergence

@@ -128,8 +128,37 @@ def train(
     layers: int = typer.Option(2, help="stacked LSTM layers"),
     dropout: float = typer.Option(
         None,
-        help="dropout on the embeddings, between layers and before the decoder "
+        help="dropout before the decoder, and on the embeddings and between layers unless "
+        "--dropout-input or --dropout-hidden gives a rate of its own "
         "[default: 0.6 up to 12 training tokens per vocabulary word, 0.4 less per doubling]",
+    ),
+    dropout_input: float = typer.Option(
+        None, help="dropout on the embeddings fed to the first layer [default: --dropout]"
+    ),
+    dropout_hidden: float = typer.Option(
+        None, help="dropout between the layers [default: --dropout]"
+    ),
+    locked: bool = typer.Option(
+        False,
+        "--locked",
+        help="locked (variational) dropout at those three places: one mask per sequence "
+        "for a whole chunk, not a new one at every step",
+    ),
+    embed_dropout: float = typer.Option(
+        0.0, help="embedding dropout: whole words dropped (their vectors zeroed) for a chunk"
+    ),
+    weight_drop: float = typer.Option(
+        0.0, help="DropConnect on the hidden-to-hidden weights, one mask per chunk"
+    ),
+    ar: float = typer.Option(
+        0.0,
+        help="activation regularisation: adds AR * mean(h^2) to the loss, h the last layer's "
+        "output after dropout",
+    ),
+    tar: float = typer.Option(
+        0.0,
+        help="temporal activation regularisation: adds TAR * mean((h_t - h_t-1)^2) to the "
+        "loss, h the last layer's output before dropout",
     ),
     tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
     forget_bias: float = typer.Option(
@@ -197,7 +226,19 @@ def train(
         seed=seed,
         tokenizer=TokenizerSettings(split, lowercase, vocab_size, min_freq),
         net=ModelSettings(
-            hidden if embed is None else embed, hidden, layers, dropout, tied, forget_bias
+            hidden if embed is None else embed,
+            hidden,
+            layers,
+            dropout,
+            tied,
+            forget_bias,
+            dropout_input=dropout_input,
+            dropout_hidden=dropout_hidden,
+            locked=locked,
+            embed_dropout=embed_dropout,
+            weight_drop=weight_drop,
+            ar=ar,
+            tar=tar,
         ),
         recipe=Recipe(
             epochs=epochs,

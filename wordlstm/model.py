@@ -6,16 +6,19 @@ the saved weights load into torch.nn.Embedding / nn.LSTM / nn.Linear unchanged. 
 weights the decoder uses the encoder's matrix and the dict holds it once.
 
 Dropout follows Zaremba et al. 2014: on the embeddings, between layers and before the
-decoder, never on the recurrent connections.
+decoder, never on the recurrent connections. AWD-LSTM's regularisers (Merity et al. 2017)
+can join it: locked dropout at those three sites, embedding dropout, weight drop on the
+recurrent weights, and the AR and TAR penalties (`regularisers`).
 """
 
 import math
 from dataclasses import asdict, dataclass, replace
 
-from wordlstm import lstm
+from wordlstm import lstm, regularisers
 from wordlstm.backend import DTYPE, xp
 from wordlstm.errors import BadInput
 from wordlstm.optim import RowGradient
+from wordlstm.regularisers import Regularisers
 
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
 # float32 while keeping the products large enough for BLAS to run near its peak.
@@ -70,16 +73,11 @@ class Cache:
 
     inputs: "xp.ndarray"
     layers: list
-    masks: list  # dropout masks: embeddings, after each layer; None where no dropout
+    masks: list  # dropout masks, embeddings then after each layer; None where none
+    # (each (units, T, B), or (units, 1, B) when locked)
     out: "xp.ndarray"
-
-
-def dropout_mask(rng, shape: tuple, p: float, dtype) -> "xp.ndarray | None":
-    """Inverted dropout: zeros with probability p, the rest scaled by 1/(1-p)."""
-    if rng is None or p <= 0.0:
-        return None
-    keep = rng.random(shape, dtype=xp.float32) >= p
-    return keep.astype(dtype) * (1.0 / (1.0 - p))
+    words: "xp.ndarray | None"  # embedding dropout's factors (1, T, B); None: none
+    weight_masks: list  # weight drop's mask of each layer's W_hh; None where none
 
 
 def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> None:
@@ -124,15 +122,26 @@ def initial(name: str, shape: tuple, hidden: int, rng, dtype=DTYPE) -> "xp.ndarr
 class LanguageModel:
     """An LSTM language model with a hand-written forward and backward pass."""
 
-    def __init__(self, arch: Architecture, params: dict, dropout: float = 0.0) -> None:
+    def __init__(
+        self, arch: Architecture, params: dict, dropout: "float | Regularisers" = 0.0
+    ) -> None:
+        """`dropout`: Zaremba et al.'s rate at all three sites, or every regulariser's
+        setting. They act only in training, when `forward` is given a generator."""
         self.arch = arch
         self.params = params
-        self.dropout = dropout
+        if not isinstance(dropout, Regularisers):
+            dropout = Regularisers.everywhere(dropout)
+        self.regularisers = dropout
         self._decoder = decoder_block(params, arch)
 
     @classmethod
     def init(
-        cls, arch: Architecture, rng, dropout: float = 0.0, forget_bias: float = 0.0, dtype=DTYPE
+        cls,
+        arch: Architecture,
+        rng,
+        dropout: "float | Regularisers" = 0.0,
+        forget_bias: float = 0.0,
+        dtype=DTYPE,
     ) -> "LanguageModel":
         """PyTorch's initialisation: embedding and decoder U(-0.1, 0.1), decoder bias 0,
         LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H)); plus `forget_bias` added to the
@@ -191,6 +200,11 @@ class LanguageModel:
         return {n: out[n] for n in self.arch.shapes()}
 
     @property
+    def dropout(self) -> float:
+        """The dropout before the decoder."""
+        return self.regularisers.dropout
+
+    @property
     def decoder_weight(self) -> "xp.ndarray":
         return self.params["encoder.weight" if self.arch.tied else "decoder.weight"]
 
@@ -205,26 +219,48 @@ class LanguageModel:
 
     def forward(self, inputs: "xp.ndarray", state: tuple, rng=None) -> tuple:
         """Runs token ids (T, B) from state; returns the decoder's input (T*B, H), the state
-        after the last step and a cache for `backward`. Dropout only when rng is given."""
+        after the last step and a cache for `backward`. The regularisers' masks are drawn
+        from rng, and only when it is given (training)."""
         T, B = inputs.shape
-        p = self.dropout
+        reg, L, dtype = self.regularisers, self.arch.layers, self.dtype
         x = self.params["encoder.weight"].T[:, inputs]  # (E, T, B), as lstm takes it
-        masks = [dropout_mask(rng, x.shape, p, self.dtype)]
+        words = regularisers.word_mask(rng, inputs, self.arch.vocab, reg.embed_dropout, dtype)
+        if words is not None:
+            x = x * words  # embedding dropout: a dropped word's vector is 0 all over the chunk
+        masks = [regularisers.unit_mask(rng, x.shape, reg.dropout_input, reg.locked, dtype)]
         if masks[0] is not None:
             x = x * masks[0]
         h_state, c_state = state
-        new_h, new_c, caches = [], [], []
-        for k in range(self.arch.layers):
-            x, cache = lstm.forward(x, h_state[k], c_state[k], *self._layer(k))
+        new_h, new_c, caches, weight_masks = [], [], [], []
+        for k in range(L):
+            w_ih, w_hh, bias = self._layer(k)
+            drop = regularisers.dropout_mask(rng, w_hh.shape, reg.weight_drop, dtype)
+            weight_masks.append(drop)
+            if drop is not None:
+                w_hh = w_hh * drop  # weight drop: one dropped W_hh for every step of the chunk
+            x, cache = lstm.forward(x, h_state[k], c_state[k], w_ih, w_hh, bias)
             caches.append(cache)
             new_h.append(cache.h[:, -1].T)
             new_c.append(cache.c[-1].T)
-            mask = dropout_mask(rng, x.shape, p, self.dtype)
+            p = reg.dropout if k == L - 1 else reg.dropout_hidden
+            mask = regularisers.unit_mask(rng, x.shape, p, reg.locked, dtype)
             masks.append(mask)
             if mask is not None:
                 x = x * mask
         out = xp.ascontiguousarray(x.reshape(self.arch.hidden, T * B).T)  # a row per token
-        return out, (xp.stack(new_h), xp.stack(new_c)), Cache(inputs, caches, masks, out)
+        cache = Cache(inputs, caches, masks, out, words, weight_masks)
+        return out, (xp.stack(new_h), xp.stack(new_c)), cache
+
+    def penalty(self, cache: Cache) -> float:
+        """AR and TAR of a chunk: what the training objective adds to `loss`, and whose
+        gradient `backward` adds to the loss's (0 when both are off). Training reports the
+        cross-entropy alone, whose exponential is the perplexity."""
+        reg, total = self.regularisers, 0.0
+        if reg.ar > 0:
+            total += regularisers.activation_penalty(cache.out, reg.ar)
+        if reg.tar > 0:
+            total += regularisers.temporal_penalty(cache.layers[-1].h[:, 1:], reg.tar)
+        return total
 
     def _layer(self, k: int) -> tuple:
         p = self.params
@@ -318,29 +354,42 @@ class LanguageModel:
     def backward(
         self, cache: Cache, dout: "xp.ndarray", decoder_grads: dict, dstate: tuple | None = None
     ) -> tuple:
-        """Completes the gradient that `loss` began: returns dL/d(every parameter) and
-        dL/d(state) at the chunk's start. dstate is dL/d(final state) from beyond the chunk:
-        None (zero) in truncated BPTT, the next chunk's result in an exact gradient check."""
+        """Completes the gradient that `loss` began, that of loss + `penalty`: returns
+        dL/d(every parameter) and dL/d(state) at the chunk's start. dstate is dL/d(final
+        state) from beyond the chunk: None (zero) in truncated BPTT, the next chunk's result
+        in an exact gradient check."""
         L, H = self.arch.layers, self.arch.hidden
+        reg = self.regularisers
         T, B = cache.inputs.shape
         if dstate is None:
             dstate = self.zero_state(B)
         grads = dict(decoder_grads)
         dh0, dc0 = [None] * L, [None] * L
+        if reg.ar > 0:  # through AR on the decoder's input
+            dout = dout + regularisers.activation_grad(cache.out, reg.ar)
         dx = dout.T.reshape(H, T, B)
         for k in reversed(range(L)):
-            if cache.masks[k + 1] is not None:
+            if cache.masks[k + 1] is not None:  # through the dropout after layer k
                 dx = dx * cache.masks[k + 1]
+            if k == L - 1 and reg.tar > 0:  # through TAR on the last layer's output
+                dx = dx + regularisers.temporal_grad(cache.layers[k].h[:, 1:], reg.tar)
             w_ih, w_hh, _ = self._layer(k)
+            drop = cache.weight_masks[k]
+            if drop is not None:
+                w_hh = w_hh * drop  # the dropped W_hh that the forward pass ran
             dx, dh0[k], dc0[k], dw_ih, dw_hh, dbias = lstm.backward(
                 dx, dstate[0][k], dstate[1][k], cache.layers[k], w_ih, w_hh
             )
+            if drop is not None:  # through W_hh' = W_hh * M: only the kept weights learn
+                dw_hh *= drop
             grads[f"rnn.weight_ih_l{k}"] = dw_ih
             grads[f"rnn.weight_hh_l{k}"] = dw_hh
             grads[f"rnn.bias_ih_l{k}"] = dbias
             grads[f"rnn.bias_hh_l{k}"] = dbias.copy()
-        if cache.masks[0] is not None:
+        if cache.masks[0] is not None:  # through the dropout on the embeddings
             dx = dx * cache.masks[0]
+        if cache.words is not None:  # through embedding dropout: e = E[w] * m[w]
+            dx = dx * cache.words
         rows = dx.reshape(-1, T * B).T  # the gradient at each token's embedding
         if self.arch.tied:  # the decoder's gradient for this matrix is already there
             add_rows(grads["encoder.weight"], cache.inputs.reshape(-1), rows)

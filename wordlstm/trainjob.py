@@ -15,6 +15,7 @@ from wordlstm import resume, store
 from wordlstm.data import hold_out
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import Architecture, LanguageModel
+from wordlstm.regularisers import Regularisers
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.train import (
@@ -49,6 +50,20 @@ class ModelSettings:
     dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
     forget_bias: float = 1.0  # cells start out remembering: see README, "train"
+    dropout_input: float | None = None  # None: the dropout's
+    dropout_hidden: float | None = None  # None: the dropout's
+    locked: bool = False
+    embed_dropout: float = 0.0
+    weight_drop: float = 0.0
+    ar: float = 0.0
+    tar: float = 0.0
+
+
+# Settings newer than the first resumable runs: a fingerprint leaves them out where they
+# have their defaults, as the fingerprints of those runs do, so that they still resume
+_LATER_SETTINGS = ("dropout_input", "dropout_hidden", "locked", "embed_dropout", "weight_drop")
+_LATER_SETTINGS += ("ar", "tar")
+_DEFAULT_NET = asdict(ModelSettings())
 
 
 @dataclass
@@ -124,8 +139,7 @@ def train_files(
     """
     clock = time.perf_counter()
     path = store.resolve(job.model)
-    if job.net.dropout is not None and not 0.0 <= job.net.dropout < 1.0:
-        raise BadInput("--dropout must be in [0, 1)")
+    _regularisers(job.net, auto_dropout=0.0)  # a bad setting fails before any file is read
     if job.grow_vocab and not job.continued:
         raise BadInput("--grow-vocab goes with --continue")
     with store.writer_lock(path):
@@ -155,17 +169,16 @@ def train_files(
             layers=job.net.layers,
             tied=job.net.tied,
         )
-        dropout = job.net.dropout
-        if dropout is None:
-            dropout = default_dropout(len(train_ids), tokenizer.vocab_size)
+        reg = _regularisers(job.net, default_dropout(len(train_ids), tokenizer.vocab_size))
         rng = np.random.default_rng(job.seed)
         fingerprint = {"settings": settings, "data": digest}
-        facts = _facts(job, train_ids, valid_ids)
+        facts = _facts(job, train_ids, valid_ids, reg)
         if start is None:
-            model = LanguageModel.init(arch, rng, dropout=dropout, forget_bias=job.net.forget_bias)
+            model = LanguageModel.init(arch, rng, dropout=reg, forget_bias=job.net.forget_bias)
             keep = None
         else:
             model = start.model(arch.vocab, rng)
+            model.regularisers = reg
             fingerprint["continued"] = asdict(start.base)
             new_words = arch.vocab - start.base.vocab
             facts["continued"] = {**fingerprint["continued"], "new_words": new_words}
@@ -309,6 +322,23 @@ def _replacing(job: TrainJob, path: Path) -> bool:
     )
 
 
+def _regularisers(net: ModelSettings, auto_dropout: float) -> Regularisers:
+    """The model's regularisers: the dropout (`auto_dropout` where none is given) before the
+    decoder, and on the embeddings and between layers where those have no rate of their
+    own; BadInput for a rate or weight out of range."""
+    dropout = auto_dropout if net.dropout is None else net.dropout
+    return Regularisers(
+        dropout=dropout,
+        dropout_input=dropout if net.dropout_input is None else net.dropout_input,
+        dropout_hidden=dropout if net.dropout_hidden is None else net.dropout_hidden,
+        locked=net.locked,
+        embed_dropout=net.embed_dropout,
+        weight_drop=net.weight_drop,
+        ar=net.ar,
+        tar=net.tar,
+    )
+
+
 def _settings(job: TrainJob) -> dict:
     """The flags a resumed run must share with the interrupted one (all but the budget)."""
     recipe = asdict(job.recipe)
@@ -316,17 +346,27 @@ def _settings(job: TrainJob) -> dict:
     net = asdict(job.net)
     if net["dropout"] is None:
         net["dropout"] = "auto"  # the same text gives the same value
+    for name in _LATER_SETTINGS:
+        if net[name] == _DEFAULT_NET[name]:
+            del net[name]
     settings = {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
     if job.continued:
         settings["grow_vocab"] = job.grow_vocab
     return settings
 
 
-def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray) -> dict:
-    """What config.json records about how the model was trained."""
+def _facts(job: TrainJob, train_ids: np.ndarray, valid_ids: np.ndarray, reg: Regularisers) -> dict:
+    """What config.json records about how the model was trained (the dropout before the
+    decoder is config.json's own "dropout")."""
+    applied = {name: value for name, value in asdict(reg).items() if name != "dropout"}
     return {
         "tokenizer": asdict(job.tokenizer),
-        "recipe": {**asdict(job.recipe), "forget_bias": job.net.forget_bias, "seed": job.seed},
+        "recipe": {
+            **asdict(job.recipe),
+            "forget_bias": job.net.forget_bias,
+            **applied,
+            "seed": job.seed,
+        },
         "data": {
             "files": [str(Path(f).resolve()) if f != "-" else "-" for f in job.files],
             "valid": str(Path(job.valid).resolve()) if job.valid not in (None, "-") else job.valid,
