@@ -295,3 +295,20 @@ def test_a_run_with_the_schedule_options_resumes_exactly(corpus, tmp_path, optio
     train_files(tiny_job([corpus], interrupted, epochs=epochs, dropout=0.2, resume=True, **options))
     assert max_difference(interrupted, reference) <= 1e-6
     assert max_difference(interrupted, reference, "training.npz") <= 1e-6
+
+
+def test_a_run_saved_before_the_schedule_options_existed_resumes_with_their_defaults(
+    corpus, tmp_path
+):
+    """Its fingerprint lacks them; it trained as the defaults do (plateau, no floor), so it
+    resumes with those and is refused with others."""
+    folder = tmp_path / "m"
+    train_files(tiny_job([corpus], folder, epochs=1))
+    doc = json.loads((folder / "training.json").read_text())
+    for key in ("schedule", "lr_floor"):
+        del doc["fingerprint"]["settings"][key]
+    (folder / "training.json").write_text(json.dumps(doc))
+    with pytest.raises(BadInput, match="--schedule"):
+        train_files(tiny_job([corpus], folder, epochs=2, resume=True, schedule="budget"))
+    train_files(tiny_job([corpus], folder, epochs=2, resume=True))
+    assert len(read(folder).state.history) == 2

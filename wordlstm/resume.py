@@ -31,6 +31,9 @@ from wordlstm.train import Epoch, TrainState
 STATE_JSON = "training.json"
 STATE_NPZ = "training.npz"
 STATE_VERSION = 1
+# Settings added since the first resumable version, with the value that trains as the
+# versions before them did: a saved run whose fingerprint lacks one had that value
+ADDED_SETTINGS = {"schedule": "plateau", "lr_floor": 0.0}
 
 _NUMBER = (int, float)
 # The JSON-side fields of a TrainState and the types they must have.
@@ -110,7 +113,7 @@ def read(path: Path) -> Saved:
 
 def check_settings(saved: Saved, settings: dict, path: Path, epochs: int) -> None:
     """BadInput unless the saved run had these settings and has epochs left to train."""
-    old = saved.fingerprint["settings"]
+    old = {**ADDED_SETTINGS, **saved.fingerprint["settings"]}
     for key in [*old, *(key for key in settings if key not in old)]:
         if old.get(key) != settings.get(key):
             raise BadInput(
