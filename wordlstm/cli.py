@@ -100,7 +100,7 @@ def train(
         "of --epochs or --max-time)",
     ),
     lr_floor: float = typer.Option(
-        0.0, help="plateaus divide the lr no lower than this, and training goes on at it"
+        0.0, help="sgd: plateaus divide the lr no lower than this; training goes on at it"
     ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
