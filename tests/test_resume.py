@@ -8,7 +8,7 @@ import shlex
 import shutil
 import signal
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -19,7 +19,8 @@ from wordlstm import resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
-from wordlstm.trainjob import train_files
+from wordlstm.train import Recipe
+from wordlstm.trainjob import ModelSettings, train_files
 
 SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised"]
 DROPOUT = 0.3  # the "sgd, dropout" setup's: each step draws its masks from the generator
@@ -390,18 +391,27 @@ REGULARISER_SETTINGS = ["dropout_input", "dropout_hidden", "locked", "embed_drop
 REGULARISER_SETTINGS += ["weight_drop", "ar", "tar"]
 
 
-def test_a_run_without_regularisers_has_the_fingerprint_of_a_run_before_they_existed(
+def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(
     interrupted, corpus
 ):
-    """Runs saved before the regularisers existed resume: a run without them leaves them out
-    of its fingerprint as those did, and a run with one of them on is another run."""
-    settings = json.loads((interrupted / "m" / "training.json").read_text())["fingerprint"]
-    assert not set(REGULARISER_SETTINGS) & set(settings["settings"])
+    """A fingerprint without the settings added later (as runs saved before them have) reads
+    as their defaults: the run resumes, and a run with one of them on is another run."""
+    state = interrupted / "m" / "training.json"
+    doc = json.loads(state.read_text())
+    for name in resume.ADDED_SETTINGS:
+        del doc["fingerprint"]["settings"][name]
+    state.write_text(json.dumps(doc))
     regularised = job(corpus, interrupted / "m", epochs=2, resume=True)
     regularised.net.weight_drop = 0.3
-    with pytest.raises(BadInput, match="--weight-drop"):
+    with pytest.raises(BadInput, match="weight_drop"):
         train_files(regularised)
     train_files(job(corpus, interrupted / "m", epochs=2, resume=True))
+
+
+def test_the_added_settings_default_to_what_a_run_has_without_them():
+    """ADDED_SETTINGS must be the defaults of the settings' own dataclasses."""
+    defaults = {**asdict(ModelSettings()), **asdict(Recipe())}
+    assert {name: defaults[name] for name in resume.ADDED_SETTINGS} == resume.ADDED_SETTINGS
 
 
 # Divergence

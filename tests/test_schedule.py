@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, run
+from conftest import TINY, max_difference, run, tiny_job
+from test_resume import sigint_at
 
 import wordlstm.train
+from wordlstm.errors import BadInput, Interrupted
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import Evaluation
 from wordlstm.resume import read
@@ -191,3 +193,133 @@ def test_the_default_model_starts_with_its_forget_gates_open():
             assert np.allclose(delta[H : 2 * H], 1.0), name
             delta[H : 2 * H] = 0.0
         assert not delta.any(), name
+
+
+# The lr floor and the budget-planned schedule (options; the default is the plateau schedule)
+
+FLAT = [100, 110, 120, 130, 140, 150, 160, 170]  # no epoch after the first improves
+
+
+def test_the_lr_floor_stops_the_division_and_training_goes_on_at_it(monkeypatch):
+    """Without averaging every plateau divides by 4: 20, 5, 1.25, then the floor of 1 (not
+    0.3125), where the remaining epochs train, every step at it."""
+    rates = []
+    saved = scripted_run(
+        monkeypatch, FLAT, watch=lambda p, m: rates.append(p.lr), average=False, lr_floor=1.0
+    )
+    assert [s.lr for s in saved] == [20, 5, 1.25, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert len(saved) == len(FLAT) and min(rates) == 1.0
+
+
+def test_the_lr_floor_with_averaging(monkeypatch):
+    """The first plateau begins the average and keeps the rate; the later ones divide it
+    down to the floor and no further."""
+    saved = scripted_run(monkeypatch, FLAT, lr_floor=0.5)
+    assert [s.lr for s in saved] == [20, 20, 5, 1.25, 0.5, 0.5, 0.5, 0.5]
+
+
+def test_a_floor_above_the_rate_never_raises_it(monkeypatch):
+    """A rate already below the floor (here --lr; or after a divergence retry, which may go
+    below it) is kept at plateaus, not brought up to the floor."""
+    saved = scripted_run(monkeypatch, [100, 110, 120], average=False, lr=0.5, lr_floor=1.0)
+    assert [s.lr for s in saved] == [0.5, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("epochs", [5, 10])
+def test_the_budget_schedule_keeps_the_rate_and_averages_the_last_part(monkeypatch, epochs):
+    """--schedule budget: plateaus (epochs 3 and 5) neither divide the rate nor begin the
+    average; it begins once AVERAGE_FROM of the budget is spent, and the rate never moves."""
+    rates = []
+    saved = scripted_run(
+        monkeypatch, PLATEAUS[:epochs], watch=lambda p, m: rates.append(p.lr), schedule="budget"
+    )
+    first = next(i for i, s in enumerate(saved) if s.average is not None) + 1
+    assert first == int(np.ceil(AVERAGE_FROM * epochs))
+    assert all(s.lr == 20 for s in saved) and set(rates) == {20}
+
+
+def test_the_budget_schedule_without_averaging_keeps_the_rate_throughout(monkeypatch):
+    saved = scripted_run(monkeypatch, FLAT, schedule="budget", average=False)
+    assert all(s.lr == 20 and s.average is None for s in saved)
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"lr_floor": -1.0}, "--lr-floor"),
+        ({"lr_floor": float("inf")}, "--lr-floor"),
+        ({"lr_floor": float("nan")}, "--lr-floor"),
+        ({"schedule": "cosine"}, "--schedule must be one of plateau, budget"),
+    ],
+)
+def test_bad_schedule_options_are_refused(recipe, message):
+    with pytest.raises(BadInput, match=message):
+        Recipe(**recipe)
+
+
+def test_the_cli_passes_the_schedule_options_and_a_resume_must_agree(home, corpus):
+    """Recorded in config.json's recipe; --resume with another floor or schedule is refused
+    (exit 2, one line, the flag named); with the same ones it trains on."""
+    args = ["train", str(corpus), *TINY, "--model", "m"]
+    run(*args, "--epochs", "1", "--lr-floor", "0.5", "--schedule", "budget", home=home, check=True)
+    recipe = json.loads((home / "m" / "config.json").read_text())["recipe"]
+    assert (recipe["lr_floor"], recipe["schedule"]) == (0.5, "budget")
+    more = [*args, "--epochs", "2", "--resume"]
+    changes = [
+        (["--lr-floor", "0.25", "--schedule", "budget"], "--lr-floor 0.5"),
+        (["--lr-floor", "0.5", "--schedule", "plateau"], "--schedule"),
+    ]
+    for change, flag in changes:
+        proc = run(*more, *change, home=home)
+        assert proc.returncode == 2, proc.err
+        assert proc.err.startswith("error: cannot resume") and flag in proc.err, proc.err
+        assert len(proc.err.strip().splitlines()) == 1
+    run(*more, "--lr-floor", "0.5", "--schedule", "budget", home=home, check=True)
+    assert len(json.loads((home / "m" / "config.json").read_text())["history"]) == 2
+    proc = run(*args, "--epochs", "1", "--schedule", "cosine", "--model", "n", home=home)
+    assert proc.returncode == 2 and proc.err.startswith("error: --schedule"), proc.err
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"lr_floor": 2.0, "average": False}, {"schedule": "budget"}],
+    ids=["lr floor", "budget schedule"],
+)
+def test_a_run_with_the_schedule_options_resumes_exactly(corpus, tmp_path, options):
+    """Interrupted late (at the floor; averaging under the budget plan), resumed with the same
+    options: the weights and training state of the uninterrupted run."""
+    epochs = 10
+    reference = tmp_path / "reference"
+    train_files(tiny_job([corpus], reference, epochs=epochs, dropout=0.2, **options))
+    history = json.loads((reference / "config.json").read_text())["history"]
+    state = read(reference).state
+    if "lr_floor" in options:
+        assert [e["lr"] for e in history][-3:] == [2.0] * 3  # the floor was reached
+    else:
+        assert state.averaged > 1 and {e["lr"] for e in history} == {20.0}
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(Interrupted):
+        train_files(
+            tiny_job([corpus], interrupted, epochs=epochs, dropout=0.2, **options),
+            on_progress=sigint_at(8, 2),
+        )
+    train_files(tiny_job([corpus], interrupted, epochs=epochs, dropout=0.2, resume=True, **options))
+    assert max_difference(interrupted, reference) <= 1e-6
+    assert max_difference(interrupted, reference, "training.npz") <= 1e-6
+
+
+def test_a_run_saved_before_the_schedule_options_existed_resumes_with_their_defaults(
+    corpus, tmp_path
+):
+    """Its fingerprint lacks them; it trained as the defaults do (plateau, no floor), so it
+    resumes with those and is refused with others."""
+    folder = tmp_path / "m"
+    train_files(tiny_job([corpus], folder, epochs=1))
+    doc = json.loads((folder / "training.json").read_text())
+    for key in ("schedule", "lr_floor"):
+        del doc["fingerprint"]["settings"][key]
+    (folder / "training.json").write_text(json.dumps(doc))
+    with pytest.raises(BadInput, match="--schedule"):
+        train_files(tiny_job([corpus], folder, epochs=2, resume=True, schedule="budget"))
+    train_files(tiny_job([corpus], folder, epochs=2, resume=True))
+    assert len(read(folder).state.history) == 2

@@ -176,6 +176,14 @@ def train(
         "--average/--no-average",
         help="average the weights from the first plateau (lr kept) or the last 40% of the budget",
     ),
+    schedule: str = typer.Option(
+        "plateau",
+        help="plateau (sgd: lr /4 on plateaus) or budget (lr kept; averaging over the last 40% "
+        "of --epochs or --max-time)",
+    ),
+    lr_floor: float = typer.Option(
+        0.0, help="sgd: plateaus divide the lr no lower than this; training goes on at it"
+    ),
     seed: int = typer.Option(1111, help="random seed: same seed, same weights"),
     vocab_size: int = typer.Option(0, help="largest vocabulary, 0 = no cap"),
     min_freq: int = typer.Option(1, help="rarer words become <unk>"),
@@ -247,6 +255,8 @@ def train(
             lr=lr,
             clip=clip,
             average=average,
+            schedule=schedule,
+            lr_floor=lr_floor,
             bptt=bptt,
             batch_size=batch_size,
         ),

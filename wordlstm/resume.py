@@ -33,6 +33,19 @@ STATE_NPZ = "training.npz"
 STATE_VERSION = 1
 PENDING = "pending_run"  # in config.json: the folder keeps its model for a newer run whose
 # state training.json holds and which has no validated epoch yet
+# Settings added since the first resumable version, with the value that trains as the
+# versions before them did: a saved run whose fingerprint lacks one had that value
+ADDED_SETTINGS = {
+    "schedule": "plateau",
+    "lr_floor": 0.0,
+    "dropout_input": None,
+    "dropout_hidden": None,
+    "locked": False,
+    "embed_dropout": 0.0,
+    "weight_drop": 0.0,
+    "ar": 0.0,
+    "tar": 0.0,
+}
 
 _NUMBER = (int, float)
 # The JSON-side fields of a TrainState and the types they must have.
@@ -168,7 +181,7 @@ def read_run(path: Path) -> SavedRun:
 def check_settings(saved: Saved, settings: dict, path: Path, epochs: int) -> None:
     """BadInput unless the saved run had these settings (SettingsDiffer, with every
     difference) and has epochs left to train."""
-    old = saved.fingerprint["settings"]
+    old = {**ADDED_SETTINGS, **saved.fingerprint["settings"]}
     differences = [
         Difference(key, settings.get(key), old.get(key))
         for key in [*old, *(key for key in settings if key not in old)]

@@ -26,6 +26,7 @@ from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
 
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
+SCHEDULES = ("plateau", "budget")  # see Recipe.schedule
 LR_DIVISOR = 4.0  # after an SGD epoch that did not improve, and after a divergence
 MAX_RETRIES = 3  # divergences of one epoch before training gives up
 DROPOUT_SMALL_CORPUS = 0.6  # up to DROPOUT_FULL_UNTIL training tokens per vocabulary word
@@ -72,6 +73,11 @@ class Recipe:
     # of the epochs or of max_time is spent, validate and save the running average of the
     # weights since then (every AVERAGE_EVERY-th step's; ASGD-style), not the last ones; that
     # first plateau then does not divide the learning rate
+    schedule: str = "plateau"  # "plateau": with SGD, an epoch that does not improve divides
+    # the learning rate (as above); "budget": plateaus change nothing, the rate stays, and
+    # averaging begins once AVERAGE_FROM of the budget is spent, so the whole budget trains
+    lr_floor: float = 0.0  # the plateau schedule divides the rate no lower than this and
+    # trains on at it; divergence retries still divide (the same step would diverge again)
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
@@ -84,6 +90,10 @@ class Recipe:
             raise BadInput("--lr must be positive and --clip not negative (both finite)")
         if self.max_time is not None and not self.max_time > 0:  # NaN too
             raise BadInput("--max-time must be a positive number of seconds")
+        if self.schedule not in SCHEDULES:
+            raise BadInput(f"--schedule must be one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.lr_floor < math.inf:
+            raise BadInput("--lr-floor must be a finite number, not negative")
 
 
 @dataclass
@@ -201,8 +211,9 @@ def train(
     Calls `save(state, epoch)` after each epoch, with the state of the next one's start;
     `save(state, None)` when stopped inside an epoch; and `save(state, epoch)` with the
     unfinished epoch validated when out of time inside one. Validating an unfinished epoch
-    does not change the course of training, so every saved state resumes exactly. With SGD the
-    learning rate is divided by 4 after an epoch that did not improve on the best.
+    does not change the course of training, so every saved state resumes exactly. With SGD and
+    the plateau schedule the learning rate is divided by 4 (to no lower than the recipe's
+    floor) after an epoch that did not improve on the best.
     """
     check_lengths(train_ids, valid_ids, recipe)
     valid_ids = valid_ids[: recipe.valid_tokens + 1]
@@ -351,15 +362,16 @@ class _Run:
         self.history.append(result)
         if result.improved:
             self.best = result.valid_ppl
+        recipe = self.recipe
+        plateau = not result.improved and recipe.schedule == "plateau"
         begin_average = (
-            self.recipe.average
-            and self.average is None
-            and (not result.improved or spent >= AVERAGE_FROM)
+            recipe.average and self.average is None and (plateau or spent >= AVERAGE_FROM)
         )
         # with averaging, a first plateau begins the average and keeps the learning rate
         # (non-monotonically triggered ASGD, Merity et al. 2017); later plateaus divide it
-        if not result.improved and self.recipe.optimizer == "sgd" and not begin_average:
-            self.optimizer.lr /= LR_DIVISOR
+        if plateau and recipe.optimizer == "sgd" and not begin_average:
+            lr = self.optimizer.lr
+            self.optimizer.lr = max(lr / LR_DIVISOR, min(lr, recipe.lr_floor))
         if begin_average:
             self.average = {n: p.copy() for n, p in self.model.params.items()}
             self.averaged = 1

@@ -59,13 +59,6 @@ class ModelSettings:
     tar: float = 0.0
 
 
-# Settings newer than the first resumable runs: a fingerprint leaves them out where they
-# have their defaults, as the fingerprints of those runs do, so that they still resume
-_LATER_SETTINGS = ("dropout_input", "dropout_hidden", "locked", "embed_dropout", "weight_drop")
-_LATER_SETTINGS += ("ar", "tar")
-_DEFAULT_NET = asdict(ModelSettings())
-
-
 @dataclass
 class TrainJob:
     """Everything `wordlstm train` was asked to do."""
@@ -346,9 +339,6 @@ def _settings(job: TrainJob) -> dict:
     net = asdict(job.net)
     if net["dropout"] is None:
         net["dropout"] = "auto"  # the same text gives the same value
-    for name in _LATER_SETTINGS:
-        if net[name] == _DEFAULT_NET[name]:
-            del net[name]
     settings = {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
     if job.continued:
         settings["grow_vocab"] = job.grow_vocab
