@@ -230,6 +230,13 @@ def complete(
     temperature: float = typer.Option(1.0, help="with --sample: <1 safer, >1 wilder"),
     seed: int = typer.Option(None, help="with --sample: a seed for a repeatable continuation"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per prompt"),
+    partial: bool = typer.Option(
+        None,
+        "--partial/--no-partial",
+        help="the prompt's last word is unfinished: offer its completions (the vocabulary's "
+        "words starting with it, exact case first) [default: when it is not a known word and "
+        "no space follows]",
+    ),
 ) -> None:
     """The most likely next words after a prompt, and optionally a continuation."""
     if top < 0 or words < 0:
@@ -253,6 +260,7 @@ def complete(
             seed=seed,
             first=n,
             temperature=temperature,
+            partial=partial,
         ):
             if json_out:
                 print_json(
@@ -260,13 +268,14 @@ def complete(
                         "prompt": c.prompt,
                         "next": [{"word": w, "prob": p} for w, p in c.next],
                         "continuation": c.continuation,
+                        "partial": c.fragment,
                     }
                 )
             else:
                 if n:
                     sys.stdout.write("\n")
                 if words:
-                    sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
+                    sys.stdout.write(c.continued + "\n")
                 for word, p in c.next:
                     sys.stdout.write(f"{word}\t{p:.4f}\n")
             n += 1

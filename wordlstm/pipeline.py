@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wordlstm import predict
+from wordlstm import autocomplete, predict
 from wordlstm.checkpoint import Loaded
 from wordlstm.errors import BadInput
 from wordlstm.text import read_training_lines, ready_batches
@@ -72,9 +72,22 @@ def _line_score(tok: Tokenizer, text: str, ids: np.ndarray, log_probs: np.ndarra
 
 @dataclass
 class Completion:
+    """A prompt's next words (or, when it ends in an unfinished word, that word's
+    completions) and its continuation; `fragment` is the unfinished word, `head` the prompt
+    before it."""
+
     prompt: str
     next: list[tuple[str, float]]
     continuation: str
+    fragment: str | None = None
+    head: str = ""
+
+    @property
+    def continued(self) -> str:
+        """The prompt followed by its continuation, which finishes an unfinished word."""
+        if self.fragment is not None:
+            return self.head + self.continuation
+        return f"{self.prompt} {self.continuation}".rstrip()
 
 
 def complete(
@@ -87,14 +100,21 @@ def complete(
     seed: int | None = None,
     first: int = 0,
     temperature: float = 1.0,
+    partial: bool | None = None,
 ) -> list[Completion]:
     """The most likely next words after each prompt and, with words > 0, a continuation of
     up to that many words: greedy, or sampled with a generator per prompt seeded by
-    (seed, first + its index), so a prompt's sample does not depend on its batch."""
+    (seed, first + its index), so a prompt's sample does not depend on its batch. A prompt
+    ending in an unfinished word (`autocomplete.split_fragment`'s `partial`) gets that
+    word's completions instead of next words, and its continuation begins with one."""
     tok, model = loaded.tokenizer, loaded.model
-    reading = predict.read_lines(
-        model, [tok.encode(p) for p in prompts], tok.eos_id, distributions=True
-    )
+    splits = [autocomplete.split_fragment(tok, p, partial) for p in prompts]
+    reading = predict.read_lines(model, [s.context for s in splits], tok.eos_id, distributions=True)
+    for b, s in enumerate(splits):
+        if s.fragment is not None:
+            reading.next_log_probs[b] = autocomplete.fragment_log_probs(
+                tok, reading.next_log_probs[b], s.fragment
+            )
     rngs = None
     if sample:
         rngs = [
@@ -112,14 +132,17 @@ def complete(
         temperature=temperature,
     )
     completions = []
-    for prompt, log_probs, ids in zip(prompts, reading.next_log_probs, more, strict=True):
-        best = predict.top_k(log_probs, top, exclude=(tok.unk_id,))
-        ids = [i for i in ids if i != tok.eos_id]
+    rows = zip(prompts, splits, reading.next_log_probs, more, strict=True)
+    for prompt, s, log_probs, ids in rows:
+        best = [(i, p) for i, p in predict.top_k(log_probs, top, exclude=(tok.unk_id,)) if p > 0]
+        ids = [i for i in ids if i != tok.eos_id] if np.isfinite(log_probs).any() else []
         completions.append(
             Completion(
                 prompt=prompt,
                 next=[(tok.id_to_token(i), p) for i, p in best],
                 continuation=tok.decode(ids) if ids else "",
+                fragment=s.fragment,
+                head=s.head,
             )
         )
     return completions

@@ -132,6 +132,19 @@ class Tokenizer:
         ids = np.array(self._hf.encode(text, add_special_tokens=False).ids, dtype=np.int32)
         return self._unspecial(ids)
 
+    def encode_spans(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Token ids of one line, as `encode`, with each token's (start, end) in the text."""
+        enc = self._hf.encode(text, add_special_tokens=False)
+        return self._unspecial(np.array(enc.ids, dtype=np.int32)), list(enc.offsets)
+
+    def words(self) -> list[str]:
+        """Every token string, in id order."""
+        vocab = self._hf.get_vocab()
+        words = [""] * len(vocab)
+        for word, i in vocab.items():
+            words[i] = word
+        return words
+
     def encode_lines(self, lines: Iterable[str]) -> np.ndarray:
         """One int32 stream of all lines, each followed by the end-of-line id.
 
