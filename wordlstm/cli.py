@@ -237,12 +237,20 @@ def complete(
         "words starting with it, exact case first) [default: when it is not a known word and "
         "no space follows]",
     ),
+    beam: int = typer.Option(
+        0, help="with --words: show this many most likely continuations (beam search)"
+    ),
+    top_k: int = typer.Option(0, help="with --sample: only the k likeliest words (0: all)"),
+    top_p: float = typer.Option(
+        1.0, help="with --sample: only the likeliest words that make up this probability"
+    ),
 ) -> None:
     """The most likely next words after a prompt, and optionally a continuation."""
     if top < 0 or words < 0:
         raise BadInput("--top and --words must not be negative")
     if temperature <= 0:
         raise BadInput("--temperature must be positive")
+    check_search_flags(beam, words, sample, top_k, top_p)
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import complete as complete_prompts
     from wordlstm.text import argument_text, iter_input_lines, ready_batches
@@ -261,6 +269,9 @@ def complete(
             first=n,
             temperature=temperature,
             partial=partial,
+            top_k=top_k,
+            top_p=top_p,
+            beam=beam,
         ):
             if json_out:
                 print_json(
@@ -269,17 +280,48 @@ def complete(
                         "next": [{"word": w, "prob": p} for w, p in c.next],
                         "continuation": c.continuation,
                         "partial": c.fragment,
+                        **beams_json(c.beams, beam),
                     }
                 )
             else:
                 if n:
                     sys.stdout.write("\n")
-                if words:
+                if beam:
+                    write_beams(c, beam)
+                elif words:
                     sys.stdout.write(c.continued + "\n")
                 for word, p in c.next:
                     sys.stdout.write(f"{word}\t{p:.4f}\n")
             n += 1
         sys.stdout.flush()
+
+
+def check_search_flags(beam: int, words: int, sample: bool, top_k: int, top_p: float) -> None:
+    """Bad combinations of complete's search and sampling flags are bad usage."""
+    if beam < 0 or top_k < 0:
+        raise BadInput("--beam and --top-k must not be negative")
+    if beam and not words:
+        raise BadInput("--beam needs --words, the length of the continuations")
+    if beam and sample:
+        raise BadInput("--beam and --sample exclude each other")
+    if not 0 < top_p <= 1:
+        raise BadInput("--top-p must be in (0, 1]")
+
+
+def beams_json(beams: list[tuple[str, float, bool]], width: int) -> dict:
+    """The "beams" member of complete's JSON, present with --beam."""
+    if not width:
+        return {}
+    return {"beams": [{"text": t, "log_prob": lp, "ended": e} for t, lp, e in beams]}
+
+
+def write_beams(c, width: int) -> None:
+    """complete's text output with --beam: each continued prompt and its log-probability."""
+    from wordlstm.pipeline import Completion
+
+    for text, lp, _ in c.beams:
+        shown = Completion(c.prompt, [], text, c.fragment, c.head).continued
+        sys.stdout.write(f"{shown}\t{lp:.4f}\n")
 
 
 @app.command()

@@ -3,7 +3,7 @@ lines, evaluate a file. They join the tokenizer, the model and prediction; the C
 parses flags and renders what these return. Training's job is `trainjob`."""
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,6 +81,7 @@ class Completion:
     continuation: str
     fragment: str | None = None
     head: str = ""
+    beams: list[tuple[str, float, bool]] = field(default_factory=list)
 
     @property
     def continued(self) -> str:
@@ -101,12 +102,18 @@ def complete(
     first: int = 0,
     temperature: float = 1.0,
     partial: bool | None = None,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    beam: int = 0,
 ) -> list[Completion]:
     """The most likely next words after each prompt and, with words > 0, a continuation of
     up to that many words: greedy, or sampled with a generator per prompt seeded by
     (seed, first + its index), so a prompt's sample does not depend on its batch. A prompt
     ending in an unfinished word (`autocomplete.split_fragment`'s `partial`) gets that
-    word's completions instead of next words, and its continuation begins with one."""
+    word's completions instead of next words, and its continuation begins with one. With
+    beam > 0 the continuation is the best of the `beam` most likely ones, all in `beams`
+    as (text, log-probability, whether it reached the end of the line), best first.
+    Sampling is cut to top_k / top_p."""
     tok, model = loaded.tokenizer, loaded.model
     splits = [autocomplete.split_fragment(tok, p, partial) for p in prompts]
     reading = predict.read_lines(model, [s.context for s in splits], tok.eos_id, distributions=True)
@@ -125,15 +132,20 @@ def complete(
         model,
         reading.next_log_probs,
         reading.state,
-        words,
+        0 if beam else words,
         stop_id=tok.eos_id,
         exclude=(tok.unk_id,),
         rngs=rngs,
         temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
     )
     completions = []
     rows = zip(prompts, splits, reading.next_log_probs, more, strict=True)
-    for prompt, s, log_probs, ids in rows:
+    for b, (prompt, s, log_probs, ids) in enumerate(rows):
+        beams = _beams(loaded, log_probs, reading.state, b, beam, words)
+        if beams:
+            ids = beams[0].ids
         best = [(i, p) for i, p in predict.top_k(log_probs, top, exclude=(tok.unk_id,)) if p > 0]
         ids = [i for i in ids if i != tok.eos_id] if np.isfinite(log_probs).any() else []
         completions.append(
@@ -143,9 +155,23 @@ def complete(
                 continuation=tok.decode(ids) if ids else "",
                 fragment=s.fragment,
                 head=s.head,
+                beams=[(tok.decode(x.ids), x.log_prob, x.ended) for x in beams],
             )
         )
     return completions
+
+
+def _beams(loaded: Loaded, log_probs, state: tuple, b: int, width: int, words: int) -> list:
+    """Beam search from row b of a batch's distributions and state (none for width 0)."""
+    if not width or not words or not np.isfinite(log_probs).any():
+        return []
+    from wordlstm.beam import beam_search
+
+    tok = loaded.tokenizer
+    column = tuple(a[:, b : b + 1] for a in state)
+    return beam_search(
+        loaded.model, log_probs, column, width, words, stop_id=tok.eos_id, exclude=(tok.unk_id,)
+    )
 
 
 def evaluate_file(loaded: Loaded, path: str, *, batch_size: int = 10, bptt: int = 35) -> dict:
