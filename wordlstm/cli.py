@@ -325,6 +325,30 @@ def write_beams(c, width: int) -> None:
 
 
 @app.command()
+def suggest(
+    model: str = typer.Option("default", help=MODEL_HELP),
+    top: int = typer.Option(3, help="how many suggestions to show, 1-9"),
+) -> None:
+    """Type with suggestions that follow every keystroke: Tab takes the highlighted one
+    (Up/Down choose it), a digit takes that one, Enter prints the line to stdout and starts
+    another, Ctrl-D prints what was typed and ends (exit 0), Ctrl-C ends (exit 130)."""
+    if not 1 <= top <= 9:
+        raise BadInput("--top must be 1 to 9 (the digit keys choose)")
+    from wordlstm.autocomplete import Typing
+    from wordlstm.checkpoint import load_model
+    from wordlstm.suggest import run, terminal_output
+
+    output = terminal_output()
+    typing = Typing(load_model(model), top=top)
+
+    def write(line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    raise typer.Exit(run(typing, write, output=output))
+
+
+@app.command()
 def score(
     files: list[str] = typer.Argument(None, help="text files to score (default: stdin)"),
     model: str = typer.Option("default", help=MODEL_HELP),
