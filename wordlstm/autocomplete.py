@@ -126,6 +126,7 @@ class Typing:
     def __init__(self, loaded: "Loaded", top: int = 3) -> None:
         self.top = top
         self._tok, self._model = loaded.tokenizer, loaded.model
+        prefix_index(self._tok)  # built now, not on the first keystroke
         self._ids: list[int] = []
         start = self._step(self._tok.eos_id, self._model.zero_state(1))
         self._after: list[tuple] = [start]  # (state, log_probs) after each committed prefix
