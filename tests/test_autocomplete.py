@@ -54,10 +54,13 @@ def test_an_unfinished_word_is_completed_by_the_likeliest_word(demo_home):
 
 
 def test_a_fragment_matching_nothing_gives_no_completions(demo_home):
-    proc = run("complete", f"{PROMPT} xq", "--words", "3", "--json", home=demo_home)
+    proc = run("complete", f"{PROMPT} xq", "--partial", "--words", "3", "--json", home=demo_home)
     assert proc.returncode == 0, proc.err
     out = json.loads(proc.out)
-    assert out["next"] == [] and out["continuation"] == ""
+    assert out["partial"] == "xq" and out["next"] == [] and out["continuation"] == ""
+    # by default a last word that begins no word is an unknown word: the next words follow
+    out = json.loads(run("complete", f"{PROMPT} xq", "--json", home=demo_home, check=True).out)
+    assert out["partial"] is None and len(out["next"]) == 5
 
 
 def test_the_continuation_finishes_the_word(demo_home):

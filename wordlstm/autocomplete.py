@@ -2,9 +2,10 @@
 
 A text's last word is unfinished when the text does not end in whitespace (the API's and
 the interactive rule) or, on the command line by default, when that word is not in the
-vocabulary. An unfinished word's completions are the vocabulary words the prefix rule of
-`wordlstm.prefix` offers for it, ranked by the model's probability after the text before
-it and renormalised over those words.
+vocabulary but begins some word of it (else it is read as an unknown word). An unfinished
+word's completions are the vocabulary words the prefix rule of `wordlstm.prefix` offers
+for it, ranked by the model's probability after the text before it and renormalised over
+those words.
 """
 
 from dataclasses import dataclass
@@ -41,13 +42,17 @@ def prefix_index(tok: Tokenizer) -> PrefixIndex:
 def split_fragment(tok: Tokenizer, text: str, partial: bool | None = True) -> Split:
     """Cuts off the last word if it is unfinished. partial=True: a text not ending in
     whitespace ends in an unfinished word; None: only if that word is not in the
-    vocabulary; False: never."""
+    vocabulary but begins one of its words; False: never."""
     ids, spans = tok.encode_spans(text)
     if partial is False or not len(ids) or spans[-1][1] != len(text):
         return Split(ids, text, None)
     start = spans[-1][0]
     fragment = text[start:]
-    if partial is None and (ids[-1] != tok.unk_id or tok.token_to_id(fragment) is not None):
+    if partial is None and (
+        ids[-1] != tok.unk_id
+        or tok.token_to_id(fragment) is not None
+        or not len(prefix_index(tok).matches(fragment))
+    ):
         return Split(ids, text, None)
     return Split(ids[:-1], text[:start], fragment)
 

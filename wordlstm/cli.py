@@ -234,8 +234,8 @@ def complete(
         None,
         "--partial/--no-partial",
         help="the prompt's last word is unfinished: offer its completions (the vocabulary's "
-        "words starting with it, exact case first) [default: when it is not a known word and "
-        "no space follows]",
+        "words starting with it, exact case first) [default: when no space follows and it is "
+        "no known word but begins one]",
     ),
     beam: int = typer.Option(
         0, help="with --words: show this many most likely continuations (beam search)"

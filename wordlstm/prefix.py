@@ -19,11 +19,12 @@ class PrefixIndex:
     def __init__(self, words: Sequence[str], exclude: Iterable[int] = ()) -> None:
         skip = set(exclude)
         ids = [i for i in range(len(words)) if i not in skip]
-        exact = sorted(ids, key=lambda i: words[i])
-        folded = sorted(ids, key=lambda i: words[i].lower())
+        lowered = [w.lower() for w in words]
+        exact = sorted(ids, key=words.__getitem__)
+        folded = sorted(ids, key=lowered.__getitem__)
         self._exact_keys = [words[i] for i in exact]
         self._exact_ids = np.array(exact, dtype=np.int64)
-        self._folded_keys = [words[i].lower() for i in folded]
+        self._folded_keys = [lowered[i] for i in folded]
         self._folded_ids = np.array(folded, dtype=np.int64)
 
     def exact(self, fragment: str) -> np.ndarray:
