@@ -59,6 +59,11 @@ def test_truncation_keeps_the_top_k_and_the_nucleus():
 
 
 def test_bad_search_flags_are_usage_errors(demo_home):
-    for flags in (["--beam", "2"], ["--beam", "2", "--words", "3", "--sample"], ["--top-p", "0"]):
+    for flags in (
+        ["--beam", "2"],
+        ["--beam", "2", "--words", "3", "--sample"],
+        ["--top-p", "0", "--sample"],
+        ["--top-k", "3"],  # without --sample it would do nothing
+    ):
         proc = run("complete", "a", *flags, home=demo_home)
         assert proc.returncode == 2 and proc.err.startswith("error: "), (flags, proc.err)

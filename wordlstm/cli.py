@@ -306,6 +306,8 @@ def check_search_flags(beam: int, words: int, sample: bool, top_k: int, top_p: f
         raise BadInput("--beam and --sample exclude each other")
     if not 0 < top_p <= 1:
         raise BadInput("--top-p must be in (0, 1]")
+    if (top_k or top_p < 1) and not sample:
+        raise BadInput("--top-k and --top-p cut --sample's choices: add --sample")
 
 
 def beams_json(beams: list[tuple[str, float, bool]], width: int) -> dict:
