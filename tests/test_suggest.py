@@ -120,9 +120,12 @@ def test_suggest_needs_a_terminal(demo_home):
     assert proc.returncode == 2 and proc.err.startswith("error: ")
 
 
+SOCKET = f"wordlstm-test-{os.getpid()}"  # a tmux server of the test's own
+
+
 def tmux(*args: str) -> str:
     return subprocess.run(
-        ["tmux", *args], check=True, capture_output=True, text=True, timeout=20
+        ["tmux", "-L", SOCKET, *args], check=True, capture_output=True, text=True, timeout=20
     ).stdout
 
 
@@ -155,7 +158,7 @@ def test_suggest_in_a_real_terminal(demo_home, tmp_path):
         wait_for(lambda: status.exists() and status.read_text().strip(), "the exit", 20)
         assert status.read_text().strip() == "0"
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=20)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True, timeout=20)
 
 
 ROOT = Path(__file__).resolve().parents[1]
