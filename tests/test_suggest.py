@@ -140,7 +140,12 @@ def test_suggest_in_a_real_terminal(demo_home, tmp_path):
     )
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "20", command)
     try:
-        screen = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
+
+        def screen() -> str:
+            alive = subprocess.run(["tmux", "-L", SOCKET, "has-session"], timeout=20).returncode
+            assert alive == 0, f"suggest ended early, exit {status.read_text().strip()}"
+            return tmux("capture-pane", "-p", "-t", session)
+
         wait_for(lambda: "1 " in screen() and ">" in screen(), "the first prompt", 30)
         tmux("send-keys", "-t", session, "-l", f"{PROMPT} h")
 
