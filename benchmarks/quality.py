@@ -36,6 +36,10 @@ ROWS = {  # name: (split, extra flags)
     "wt2-default": ("wt2", ["--max-time", "700"]),
     "ptb-default": ("ptb", ["--max-time", "461"]),
 }
+KEYBOARD = {  # ../shared/ANCHORS.md: KenLM-5's keystroke savings and top-3 of words
+    "wt2": {"KenLM 5-gram": (45.2, 28.6)},
+    "ptb": {"KenLM 5-gram": (49.0, 27.8)},
+}
 ANCHORS = {  # from ../shared/ANCHORS.md: perplexity, top-1, top-5, top-1 / top-5 of words
     "wt2": {
         "PyTorch (config A, 9 epochs, 700 s)": (166.45, 23.0, 43.8, 18.9, 37.5),
@@ -97,8 +101,8 @@ def table(results: list[dict]) -> str:
         "machine type).",
         "",
         "| split | model | epochs | train s | perplexity | top-1 | top-5 | top-1 / top-5 "
-        "of words | command |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "of words | keystroke savings / top-3 of words typed | command |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for split in SPLITS:
         for r in (r for r in results if r["split"] == split):
@@ -107,13 +111,23 @@ def table(results: list[dict]) -> str:
                 f"| {split} | wordlstm `{r['row']}` | {t['epochs']} | {t['seconds']:.0f} | "
                 f"**{e['perplexity']:.2f}** | {100 * e['top1']:.1f}% | {100 * e['top5']:.1f}% "
                 f"| {100 * e['top1_words']:.1f}% / {100 * e['top5_words']:.1f}% | "
-                f"`{r['command']}` |"
+                f"{keyboard(e)} | `{r['command']}` |"
             )
         for model, (ppl, t1, t5, w1, w5) in ANCHORS[split].items():
+            saved, top3 = KEYBOARD[split].get(model, ("", ""))
+            keys = f"{saved}% / {top3}%" if saved else ""
             lines.append(
-                f"| {split} | {model} | | | {ppl} | {t1}% | {t5}% | {w1}% / {w5}% | ANCHORS.md |"
+                f"| {split} | {model} | | | {ppl} | {t1}% | {t5}% | {w1}% / {w5}% | {keys} "
+                "| ANCHORS.md |"
             )
     return "\n".join(lines) + "\n"
+
+
+def keyboard(e: dict) -> str:
+    """Keystroke savings / top-3 of words typed, for rows measured since eval gave them."""
+    if "keystroke_savings" not in e:
+        return "—"
+    return f"**{100 * e['keystroke_savings']:.1f}%** / {100 * e['top3_words']:.1f}%"
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
     "Today, due to my job, I need a loan.",
     "Last year, due to my job, I had a loan.",
@@ -154,3 +155,23 @@ def trained(tmp_path_factory, corpus) -> Path:
     summary = json.loads(proc.out)
     assert summary["model"] == "default"
     return home
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """A store whose `default` model learnt the first 3,000 lines of corpora/demo.txt: one
+    small layer, Adam, two epochs, trained in-process once for the session (seconds)."""
+    from wordlstm.train import Recipe
+    from wordlstm.trainjob import ModelSettings, TrainJob, train_files
+
+    root = tmp_path_factory.mktemp("demo")
+    lines = (ROOT / "corpora" / "demo.txt").read_text(encoding="utf-8").splitlines()[:3000]
+    (root / "demo.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    job = TrainJob(
+        files=[str(root / "demo.txt")],
+        model=str(root / "store" / "default"),
+        net=ModelSettings(embed=16, hidden=32, layers=1, dropout=0.0, tied=False, forget_bias=0.0),
+        recipe=Recipe(epochs=2, optimizer="adam", lr=0.01, average=False),
+    )
+    train_files(job)
+    return root / "store"

@@ -344,3 +344,14 @@ def test_train_draws_its_progress_bar_on_a_terminal(home, corpus):
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)  # without the terminal's controls
     assert re.search(r"epoch 2/2 .*tok/s", text), text  # the bar, after its last update
     assert "epoch   2 | train ppl" in text  # and the epoch lines
+
+
+def test_a_continuation_that_starts_with_punctuation_is_glued_to_the_prompt(trained):
+    """"Last year" goes on ", due to my job, ..." in the corpus: the continued prompt reads
+    "Last year, due", not "Last year , due"."""
+    prompt = "Last year"
+    shown = run("complete", prompt, "--words", "4", "--json", home=trained, check=True)
+    words = json.loads(shown.out)["continuation"]
+    assert words.startswith(","), words  # the model learnt what follows "Last year"
+    text = run("complete", prompt, "--words", "4", "--top", "0", home=trained, check=True)
+    assert text.out.splitlines()[0] == f"{prompt}{words}"

@@ -62,7 +62,8 @@ def test_complete_json_writes_one_object_per_hostile_prompt(trained):
     assert proc.returncode == 0, proc.err
     objects = json_lines(proc.out)
     assert len(objects) == LINES
-    assert all(len(o["next"]) == 5 for o in objects)
+    # five next words, or the completions of an unfinished last word (as "...red\x1b[0m")
+    assert all(len(o["next"]) == 5 or o["partial"] is not None for o in objects)
 
 
 def test_complete_takes_a_prompt_argument_that_is_not_utf8(trained):

@@ -487,6 +487,20 @@ def complete(
     temperature: float = typer.Option(1.0, help="with --sample: <1 safer, >1 wilder"),
     seed: int = typer.Option(None, help="with --sample: a seed for a repeatable continuation"),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per prompt"),
+    partial: bool = typer.Option(
+        None,
+        "--partial/--no-partial",
+        help="the prompt's last word is unfinished: offer its completions (the vocabulary's "
+        "words starting with it, exact case first) [default: when no space follows and it is "
+        "no known word but begins one]",
+    ),
+    beam: int = typer.Option(
+        0, help="with --words: show this many most likely continuations (beam search)"
+    ),
+    top_k: int = typer.Option(0, help="with --sample: only the k likeliest words (0: all)"),
+    top_p: float = typer.Option(
+        1.0, help="with --sample: only the likeliest words that make up this probability"
+    ),
 ) -> None:
     """The most likely next words after a prompt, and optionally a continuation.
 
@@ -497,6 +511,7 @@ def complete(
         raise BadInput("--top and --words must not be negative")
     if temperature <= 0:
         raise BadInput("--temperature must be positive")
+    check_search_flags(beam, words, sample, top_k, top_p)
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import complete as complete_prompts
     from wordlstm.text import argument_text, ready_batches
@@ -514,6 +529,10 @@ def complete(
             seed=seed,
             first=n,
             temperature=temperature,
+            partial=partial,
+            top_k=top_k,
+            top_p=top_p,
+            beam=beam,
         ):
             note = prompt_note(c)
             if note:
@@ -528,6 +547,8 @@ def complete(
                         "continuation": c.continuation,
                         "unknown": c.unknown,
                         "recased": c.recased,
+                        "partial": c.fragment,
+                        **beams_json(c.beams, beam),
                     }
                 )
             else:
@@ -535,8 +556,10 @@ def complete(
                     sys.stdout.write("\n")
                 if prompt is None:  # one block per stdin line: say whose block it is
                     sys.stdout.write(f"> {c.prompt}\n")
-                if words:
-                    sys.stdout.write(f"{c.prompt} {c.continuation}".rstrip() + "\n")
+                if beam:
+                    write_beams(c, beam)
+                elif words:
+                    sys.stdout.write(c.continued + "\n")
                 for word, p in c.next:
                     sys.stdout.write(f"{word}\t{p:.4f}\n")
             n += 1
@@ -552,6 +575,59 @@ def prompt_note(c) -> str:
     if c.recased:
         parts.append("read " + ", ".join(f"{a} as {b}" for a, b in c.recased.items()))
     return "; ".join(parts)
+
+
+def check_search_flags(beam: int, words: int, sample: bool, top_k: int, top_p: float) -> None:
+    """Bad combinations of complete's search and sampling flags are bad usage."""
+    if beam < 0 or top_k < 0:
+        raise BadInput("--beam and --top-k must not be negative")
+    if beam and not words:
+        raise BadInput("--beam needs --words, the length of the continuations")
+    if beam and sample:
+        raise BadInput("--beam and --sample exclude each other")
+    if not 0 < top_p <= 1:
+        raise BadInput("--top-p must be in (0, 1]")
+    if (top_k or top_p < 1) and not sample:
+        raise BadInput("--top-k and --top-p cut --sample's choices: add --sample")
+
+
+def beams_json(beams: list[tuple[str, float, bool, str]], width: int) -> dict:
+    """The "beams" member of complete's JSON, present with --beam."""
+    if not width:
+        return {}
+    return {"beams": [{"text": t, "log_prob": lp, "ended": e} for t, lp, e, _ in beams]}
+
+
+def write_beams(c, width: int) -> None:
+    """complete's text output with --beam: each continued prompt and its log-probability."""
+    for _, lp, _, continued in c.beams:
+        sys.stdout.write(f"{continued}\t{lp:.4f}\n")
+
+
+@app.command(
+    epilog=examples("wordlstm suggest", "wordlstm suggest --model notes --top 5 >> notes.txt")
+)
+def suggest(
+    model: str = typer.Option("default", help=MODEL_HELP),
+    top: int = typer.Option(3, help="how many suggestions to show, 1-9"),
+) -> None:
+    """Type with suggestions that follow every keystroke: Tab takes the highlighted one
+    (Up/Down choose it), a digit takes that one, Enter prints the line to stdout and starts
+    another, Ctrl-D prints what was typed and ends (exit 0), Ctrl-C ends (exit 130)."""
+    if not 1 <= top <= 9:
+        raise BadInput("--top must be 1 to 9 (the digit keys choose)")
+    from wordlstm.autocomplete import Typing
+    from wordlstm.checkpoint import load_model
+    from wordlstm.suggest import run, terminal_output
+
+    output = terminal_output()
+    typing = Typing(load_model(model), top=top)
+
+    def write(line: str) -> None:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    raise typer.Exit(run(typing, write, output=output))
 
 
 @app.command(
@@ -634,8 +710,20 @@ def evaluate(
     batch_size: int = typer.Option(10, help="parallel streams (10, as the PyTorch example)"),
     bptt: int = typer.Option(35, help="steps per chunk; the state carries across chunks"),
     json_out: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+    keyboard: bool = typer.Option(
+        True, "--keyboard/--no-keyboard", help="also the keystroke savings and top-3 of words"
+    ),
 ) -> None:
-    """Perplexity and top-1/top-5 next-word accuracy on a file (the benchmark protocol)."""
+    """Perplexity and top-1/top-5 next-word accuracy on a file (the benchmark protocol).
+
+    Keyboard figures, each line typed word by word with its earlier words as context: after
+    each typed character (and before the first) a word is accepted with one keystroke,
+    which also types the space, once it is among the 3 likeliest vocabulary words that
+    start with the typed prefix (case as typed; <eos>, <unk> never offered); else it is
+    typed in full plus a space. Keystroke savings = 1 - keystrokes used / keystrokes of
+    typing everything. A literal <unk> in the text is not typed; unknown words are typed
+    in full. Top-3 of words: the share of words offered before their first character.
+    """
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import evaluate_file
 
@@ -644,6 +732,10 @@ def evaluate(
         r = evaluate_file(
             loaded, file, batch_size=batch_size, bptt=bptt, on_progress=progress.update
         )
+    if keyboard:
+        from wordlstm.keyboard import keyboard_file
+
+        r |= keyboard_file(loaded, file)
     if json_out:
         print_json(r)
         return
@@ -655,6 +747,11 @@ def evaluate(
         ("tokens", f"{r['tokens']:,}"),
         ("unknown rate", f"{100 * r['unknown_rate']:.2f}%"),
     ]
+    if keyboard:
+        rows += [
+            ("keystroke savings", f"{100 * r['keystroke_savings']:.2f}%"),
+            ("top-3 of words typed", f"{100 * r['top3_words']:.2f}%"),
+        ]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
 

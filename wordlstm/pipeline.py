@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wordlstm import predict
+from wordlstm import autocomplete, predict
 from wordlstm.checkpoint import Loaded
 from wordlstm.data import TokenSpool
 from wordlstm.errors import BadInput
@@ -161,11 +161,20 @@ def _runs(lines: list[str | LongLine]) -> Iterator[list[str] | LongLine]:
 
 @dataclass
 class Completion:
+    """A prompt's next words (or, when it ends in an unfinished word, that word's
+    completions) and its continuation; `fragment` is the unfinished word, `head` the prompt
+    before it."""
+
     prompt: str
     next: list[tuple[str, float]]
     continuation: str
     unknown: list[str] = field(default_factory=list)  # the prompt's words the model lacks
     recased: dict[str, str] = field(default_factory=dict)  # words read in another case
+    fragment: str | None = None
+    head: str = ""
+    continued: str = ""  # the prompt followed by its continuation (which may finish its word)
+    beams: list[tuple[str, float, bool, str]] = field(default_factory=list)  # (continuation,
+    # log-probability, whether it reached the end of the line, the prompt so continued)
 
 
 def complete(
@@ -178,27 +187,43 @@ def complete(
     seed: int | None = None,
     first: int = 0,
     temperature: float = 1.0,
+    partial: bool | None = None,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    beam: int = 0,
 ) -> list[Completion]:
     """The most likely next words after each prompt and, with words > 0, a continuation of
     up to that many words: greedy, or sampled with a generator per prompt seeded by
     (seed, first + its index), so a prompt's sample does not depend on its batch. A word of
     a prompt unknown as written but known in another case is read as that one; neither
-    <unk> nor <eos> is ever a next word (a continuation ends at <eos>). A long prompt is
-    read piece by piece, as `score_lines` reads a long line (its words as written)."""
+    <unk> nor <eos> is ever a next word (a continuation ends at <eos>). A prompt ending in
+    an unfinished word (`autocomplete.split_fragment`'s `partial`) gets that word's
+    completions instead of next words, and its continuation begins with one. With beam > 0
+    the continuation is the best of the `beam` most likely ones, all in `beams` as (text,
+    log-probability, whether it reached the end of the line), best first. Sampling is cut
+    to top_k / top_p. A long prompt is read piece by piece, as `score_lines` reads a long
+    line (its words as written, its last word finished)."""
     tok, model = loaded.tokenizer, loaded.model
-    options = dict(top=top, words=words, sample=sample, seed=seed, temperature=temperature)
+    options = dict(
+        top=top, words=words, sample=sample, seed=seed, temperature=temperature,
+        top_k=top_k, top_p=top_p, beam=beam,
+    )  # fmt: skip
     completions: list[Completion] = []
     for run in _runs(prompts):
         if isinstance(run, LongLine):
             reading = _read_parts(loaded, run.pieces(), None, _Tally(False), distributions=True)
-            texts, encoded = [shown_text(run)], [Prompt(np.zeros(0, np.int32), [], {})]
+            texts = [shown_text(run)]
+            splits = [autocomplete.Split(np.zeros(0, np.int32), texts[0], None)]
+            encoded = [Prompt(np.zeros(0, np.int32), [], {})]
         else:
-            texts, encoded = run, [tok.encode_prompt(p) for p in run]
+            texts = run
+            splits = [autocomplete.split_fragment(tok, p, partial) for p in run]
+            encoded = [tok.encode_prompt(s.head) for s in splits]
             reading = predict.read_lines(
                 model, [e.ids for e in encoded], tok.eos_id, distributions=True
             )
         completions += _continue(
-            loaded, texts, encoded, reading, first + len(completions), **options
+            loaded, texts, splits, encoded, reading, first + len(completions), **options
         )
     return completions
 
@@ -206,6 +231,7 @@ def complete(
 def _continue(
     loaded: Loaded,
     prompts: list[str],
+    splits: list[autocomplete.Split],
     encoded: list[Prompt],
     reading: predict.Reading,
     first: int,
@@ -215,9 +241,17 @@ def _continue(
     sample: bool,
     seed: int | None,
     temperature: float,
+    top_k: int,
+    top_p: float,
+    beam: int,
 ) -> list[Completion]:
     """The completions of prompts from their reading, as `complete` describes them."""
     tok, model = loaded.tokenizer, loaded.model
+    for b, s in enumerate(splits):
+        if s.fragment is not None:
+            reading.next_log_probs[b] = autocomplete.fragment_log_probs(
+                tok, reading.next_log_probs[b], s.fragment
+            )
     rngs = None
     if sample:
         rngs = [
@@ -228,17 +262,23 @@ def _continue(
         model,
         reading.next_log_probs,
         reading.state,
-        words,
+        0 if beam else words,
         stop_id=tok.eos_id,
         exclude=(tok.unk_id,),
         rngs=rngs,
         temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
     )
     completions = []
-    rows = zip(prompts, encoded, reading.next_log_probs, more, strict=True)
-    for prompt, e, log_probs, ids in rows:
-        best = predict.top_k(log_probs, top, exclude=(tok.unk_id, tok.eos_id))
-        ids = [i for i in ids if i != tok.eos_id]
+    rows = zip(prompts, splits, encoded, reading.next_log_probs, more, strict=True)
+    for b, (prompt, s, e, log_probs, ids) in enumerate(rows):
+        beams = _beams(loaded, log_probs, reading.state, b, beam, words)
+        if beams:
+            ids = beams[0].ids
+        special = (tok.unk_id, tok.eos_id)
+        best = [(i, p) for i, p in predict.top_k(log_probs, top, exclude=special) if p > 0]
+        ids = [i for i in ids if i != tok.eos_id] if np.isfinite(log_probs).any() else []
         completions.append(
             Completion(
                 prompt=prompt,
@@ -246,9 +286,38 @@ def _continue(
                 continuation=tok.decode(ids) if ids else "",
                 unknown=e.unknown,
                 recased=e.recased,
+                fragment=s.fragment,
+                head=s.head,
+                continued=_continued(tok, prompt, s, ids),
+                beams=[
+                    (tok.decode(x.ids), x.log_prob, x.ended, _continued(tok, prompt, s, x.ids))
+                    for x in beams
+                ],
             )
         )
     return completions
+
+
+def _continued(tok: Tokenizer, prompt: str, split: autocomplete.Split, ids) -> str:
+    """The prompt continued by `ids` with the spacing the tokenizer's text has; the first
+    of them finishes the prompt's unfinished word, if it has one."""
+    ids = [i for i in ids if i != tok.eos_id]
+    if split.fragment is not None:
+        return split.head + tok.decode(ids)
+    return prompt + tok.decode(ids, after=prompt) if ids else prompt
+
+
+def _beams(loaded: Loaded, log_probs, state: tuple, b: int, width: int, words: int) -> list:
+    """Beam search from row b of a batch's distributions and state (none for width 0)."""
+    if not width or not words or not np.isfinite(log_probs).any():
+        return []
+    from wordlstm.beam import beam_search
+
+    tok = loaded.tokenizer
+    column = tuple(a[:, b : b + 1] for a in state)
+    return beam_search(
+        loaded.model, log_probs, column, width, words, stop_id=tok.eos_id, exclude=(tok.unk_id,)
+    )
 
 
 def evaluate_file(

@@ -97,11 +97,13 @@ def continue_lines(
     exclude: tuple[int, ...] = (),
     rngs: list[np.random.Generator] | None = None,
     temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
 ) -> list[list[int]]:
     """Up to n further ids for each row of log_probs (B, V), all rows fed side by side: the
     most likely each time, or sampled (each row with its own generator, so the result does
     not depend on what else is in the batch) from the distribution sharpened or flattened by
-    temperature. A row stops after stop_id."""
+    temperature and `truncate`d to top_k / top_p. A row stops after stop_id."""
     B = log_probs.shape[0]
     out: list[list[int]] = [[] for _ in range(B)]
     running = np.ones(B, dtype=bool)
@@ -113,7 +115,7 @@ def continue_lines(
         else:
             z = lp / temperature
             p = np.exp(z - z.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
+            p = truncate(p / p.sum(axis=1, keepdims=True), top_k, top_p)
             nxt = np.array(
                 [rng.choice(p.shape[1], p=row) for rng, row in zip(rngs, p, strict=True)]
             )
@@ -125,6 +127,21 @@ def continue_lines(
         o, state, _ = model.forward(xp.asarray(nxt.reshape(1, B)), state)
         log_probs = model.log_probs(o)
     return out
+
+
+def truncate(p: np.ndarray, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
+    """Each row of probabilities (B, V) cut to its top_k most likely tokens (0: all) and to
+    the fewest most likely tokens whose probabilities sum to top_p or more (nucleus
+    sampling), then renormalised. The most likely token always stays."""
+    order = np.argsort(-p, axis=1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=1)
+    keep = np.cumsum(ranked, axis=1) - ranked < top_p  # the mass before it falls short
+    if top_k > 0:
+        keep[:, top_k:] = False
+    keep[:, 0] = True
+    out = np.zeros_like(p)
+    np.put_along_axis(out, order, np.where(keep, ranked, 0.0), axis=1)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 @dataclass

@@ -179,6 +179,19 @@ class Tokenizer:
         ]
         return min(found)[1] if found else None
 
+    def encode_spans(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Token ids of one line, as `encode`, with each token's (start, end) in the text."""
+        enc = self._hf.encode(text, add_special_tokens=False)
+        return self._unspecial(np.array(enc.ids, dtype=np.int32)), list(enc.offsets)
+
+    def words(self) -> list[str]:
+        """Every token string, in id order."""
+        vocab = self._hf.get_vocab()
+        words = [""] * len(vocab)
+        for word, i in vocab.items():
+            words[i] = word
+        return words
+
     def encode_lines(self, lines: Iterable[str]) -> np.ndarray:
         """One int32 stream of all lines, each followed by the end-of-line id.
 
@@ -191,13 +204,16 @@ class Tokenizer:
             parts.append(self._encode_batch(batch))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
-    def decode(self, ids: Iterable[int]) -> str:
+    def decode(self, ids: Iterable[int], after: str = "") -> str:
         """Tokens joined with natural spacing: "Today , he 's ( 5 % ) ." -> "Today, he's (5%)."
+        With `after`, the text they follow, they begin with the space that goes between the
+        two, if any ("Last year" + ", I had" but "I" + " had").
 
         Special tokens come out as their text (`<eos>`, `<unk>`); callers filter them.
         """
         out: list[str] = []
-        glue_next = True  # no space before the first token
+        # no space before the first token, unless it follows text that wants one
+        glue_next = not after or after[-1].isspace() or after[-1] in NO_SPACE_AFTER
         open_quote = False
         for i in ids:
             token = self.id_to_token(i)
