@@ -27,6 +27,7 @@ from wordlstm.tokenizer import UNK, Tokenizer
 SUGGESTIONS = 3
 BATCH_TOKENS = 8192  # tokens of lines read side by side
 LOGIT_CELLS = 1 << 22  # logits computed at once: rows x vocabulary
+GROUP_LINES = 10_000  # lines held at once, to batch by length
 
 
 @dataclass
@@ -96,10 +97,18 @@ class Counter:
 
 
 def keystrokes(model: LanguageModel, tok: Tokenizer, lines: list[str]) -> Keystrokes:
-    """The keyboard rule over lines, read in batches of lines of similar length."""
-    typed = [t for t in (typed_line(tok, line) for line in lines) if len(t[0])]
-    counter = Counter(tok)
+    """The keyboard rule over lines."""
     total = Keystrokes()
+    count_lines(model, tok, Counter(tok), total, lines)
+    return total
+
+
+def count_lines(
+    model: LanguageModel, tok: Tokenizer, counter: Counter, total: Keystrokes, lines: list[str]
+) -> None:
+    """Adds the keyboard rule over lines to total, reading them in batches of lines of
+    similar length."""
+    typed = [t for t in (typed_line(tok, line) for line in lines) if len(t[0])]
     batch: list = []
     for ids, lengths in sorted(typed, key=lambda t: len(t[0])):  # the longest comes last
         if batch and (len(batch) + 1) * len(ids) > BATCH_TOKENS:
@@ -108,12 +117,14 @@ def keystrokes(model: LanguageModel, tok: Tokenizer, lines: list[str]) -> Keystr
         batch.append((ids, lengths))
     if batch:
         _count_batch(model, tok, counter, total, batch)
-    return total
 
 
-def _count_batch(model, tok: Tokenizer, counter: Counter, total: Keystrokes, batch) -> None:
-    """Reads a batch of lines side by side and counts its words."""
-    rows, targets = _rows_before_words(model, tok, batch)
+def _count_batch(
+    model, tok: Tokenizer, counter: Counter, total: Keystrokes, batch, state=None, lead=None
+) -> tuple:
+    """Reads a batch of lines side by side (from `state` after `lead`, if given) and counts
+    its words; returns the state after them."""
+    rows, targets, state = _rows_before_words(model, tok, batch, state, lead)
     for ids, lengths in batch:  # words the model does not know: typed in full
         unknown = lengths[(ids == tok.unk_id) & (lengths >= 0)]
         total.words += len(unknown)
@@ -124,30 +135,55 @@ def _count_batch(model, tok: Tokenizer, counter: Counter, total: Keystrokes, bat
     for s in range(0, len(targets), step):
         logits = to_host(rows[s : s + step] @ W.T + b)
         counter.add(total, logits, targets[s : s + step])
+    return state
 
 
-def _rows_before_words(model, tok: Tokenizer, batch) -> tuple:
+def _rows_before_words(model, tok: Tokenizer, batch, state=None, lead=None) -> tuple:
     """The decoder's input before each known word of the lines (read as `score` reads a
-    line: from a zero state fed <eos>), and those words' ids."""
+    line: from a zero state fed <eos>, or from `state` after the token `lead`), those
+    words' ids, and the state after the lines."""
     B, T = len(batch), max(len(ids) for ids, _ in batch)
-    inputs = np.full((T, B), tok.eos_id, dtype=np.int64)
+    inputs = np.full((T, B), tok.eos_id if lead is None else lead, dtype=np.int64)
     targets = np.zeros((T, B), dtype=np.int64)
     wanted = np.zeros((T, B), dtype=bool)
     for j, (ids, lengths) in enumerate(batch):
         inputs[1 : len(ids), j] = ids[:-1]
         targets[: len(ids), j] = ids
         wanted[: len(ids), j] = (ids != tok.unk_id) & (ids != tok.eos_id) & (lengths >= 0)
-    state = model.zero_state(B)
+    state = model.zero_state(B) if state is None else state
     rows = []
     for s in range(0, T, READ_CHUNK):
         out, state, _ = model.forward(xp.asarray(inputs[s : s + READ_CHUNK]), state)
         rows.append(out[wanted[s : s + READ_CHUNK].reshape(-1)])
-    return xp.concatenate(rows), targets[wanted]  # both step by step, line by line
+    return xp.concatenate(rows), targets[wanted], state  # both step by step, line by line
+
+
+def _count_long_line(model, tok: Tokenizer, counter: Counter, total: Keystrokes, line) -> None:
+    """Counts the words of a line too long to hold, piece by piece with the state carried
+    (its pieces are cut between words, so they give the line's tokens)."""
+    state = lead = None
+    for text, _ in line.pieces():
+        ids, lengths = typed_line(tok, text)
+        if len(ids):
+            state = _count_batch(model, tok, counter, total, [(ids, lengths)], state, lead)
+            lead = int(ids[-1])
 
 
 def keyboard_file(loaded, path: str) -> dict:
-    """The keyboard figures of a text file on a loaded model."""
-    from wordlstm.text import read_training_lines
+    """The keyboard figures of a text file on a loaded model, read in bounded memory."""
+    from wordlstm.text import LineReader, LongLine, open_input
 
-    lines = read_training_lines([path])
-    return keystrokes(loaded.model, loaded.tokenizer, lines).summary()
+    model, tok = loaded.model, loaded.tokenizer
+    counter, total = Counter(tok), Keystrokes()
+    lines: list[str] = []
+    with open_input(path) as stream:
+        for line in LineReader([stream], strict=True):
+            if isinstance(line, LongLine):
+                _count_long_line(model, tok, counter, total, line)
+                continue
+            lines.append(line)
+            if len(lines) == GROUP_LINES:
+                count_lines(model, tok, counter, total, lines)
+                lines = []
+    count_lines(model, tok, counter, total, lines)
+    return total.summary()
