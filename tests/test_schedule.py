@@ -266,7 +266,7 @@ def test_the_cli_passes_the_schedule_options_and_a_resume_must_agree(home, corpu
     assert (recipe["lr_floor"], recipe["schedule"]) == (0.5, "budget")
     more = [*args, "--epochs", "2", "--resume"]
     changes = [
-        (["--lr-floor", "0.25", "--schedule", "budget"], "--lr-floor 0.5"),
+        (["--lr-floor", "0.25", "--schedule", "budget"], "--lr-floor 0.25 (the run used 0.5)"),
         (["--lr-floor", "0.5", "--schedule", "plateau"], "--schedule"),
     ]
     for change, flag in changes:
@@ -319,7 +319,7 @@ def test_a_run_saved_before_the_schedule_options_existed_resumes_with_their_defa
     for key in ("schedule", "lr_floor"):
         del doc["fingerprint"]["settings"][key]
     (folder / "training.json").write_text(json.dumps(doc))
-    with pytest.raises(BadInput, match="--schedule"):
+    with pytest.raises(BadInput, match="schedule"):
         train_files(tiny_job([corpus], folder, epochs=2, resume=True, schedule="budget"))
     train_files(tiny_job([corpus], folder, epochs=2, resume=True))
     assert len(read(folder).state.history) == 2
