@@ -15,7 +15,7 @@ def keep_freed_memory() -> None:
     """Asks glibc's malloc to keep freed blocks of up to 32 MB for reuse instead of handing
     them back to the system. Each training step frees and allocates the same large arrays
     (gates, logits, gradients); by default they come back as fresh pages that the kernel
-    must fault in and zero, about 45 ms of every 1.2 s step at 2 x 650. A no-op where the
+    must fault in and zero, a measurable share of every step at 2 x 650. A no-op where the
     C library has no mallopt (macOS, musl)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt

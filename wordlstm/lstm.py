@@ -17,8 +17,8 @@ the time loop; only W_hh @ h_{t-1} is left inside it.
 Arrays are feature-major, as in the equations: a layer's input is (in, T, B), one column per
 token, and each step's gates are a (4H, B) block, one column per sequence, so each gate is a
 contiguous block of rows. The backward pass's product in the time loop, W_hh.T @ dgates, then
-has the weights on the left, which OpenBLAS runs 11-18% faster here than the same product
-with the batch on the left (the forward's W_hh @ h_{t-1} is even either way).
+has the weights on the left, which OpenBLAS runs faster than the same product with the
+batch on the left (the forward's W_hh @ h_{t-1} is even either way; benchmarks/NOTES.md).
 
 The backward pass is backpropagation through time: it walks the steps in reverse, carrying
 dL/dh and dL/dc from step t+1 to step t, and keeps each step's gate gradients so that the

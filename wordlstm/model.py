@@ -100,7 +100,7 @@ def decoder_block(params: dict, arch: Architecture) -> "xp.ndarray":
     of e at once, and the gradient [dW^T; db] is one product too. Rows rather than columns:
     W's view is then one stretch of memory (in column order), which NumPy's elementwise
     passes (the optimizer's) cover at full speed; a view with gaps at each row's end they
-    walk row by row, 5-8x slower here."""
+    walk row by row, several times slower (benchmarks/NOTES.md)."""
     name = "encoder.weight" if arch.tied else "decoder.weight"
     W, b = params[name], params["decoder.bias"]
     H = W.shape[1]
