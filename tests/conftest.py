@@ -24,6 +24,18 @@ SENTENCES = [
 TINY = ["--embed", "16", "--hidden", "16", "--layers", "1", "--batch-size", "4", "--bptt", "6"]
 
 
+def assert_one_error_line(proc, code: int = 2, *words: str) -> str:
+    """The run failed with exit `code` and one `error:` line (no traceback) holding each of
+    `words`; returns that line."""
+    assert proc.returncode == code, (proc.returncode, proc.err)
+    lines = proc.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
+    assert "Traceback" not in proc.err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
 def cli_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment of a CLI run in a test: this one without PYTHONUNBUFFERED (a user's
     shell does not set it, so streaming must not depend on it) and WORDLSTM_DEBUG, with

@@ -10,21 +10,20 @@ import time
 
 import numpy as np
 import pytest
-from conftest import TINY, cli_env, max_difference, read_epoch_line, run, tiny_job
+from conftest import (
+    TINY,
+    assert_one_error_line,
+    cli_env,
+    max_difference,
+    read_epoch_line,
+    run,
+    tiny_job,
+)
 
 from wordlstm import resume, store
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import RunFailure
 from wordlstm.trainjob import train_files
-
-
-def assert_one_error_line(proc, code=2, *words):
-    assert proc.returncode == code, (proc.returncode, proc.err)
-    lines = proc.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
-    assert "Traceback" not in proc.err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def test_missing_training_file(home, tmp_path):

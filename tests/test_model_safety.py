@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli_env, read_epoch_line, run, start_training
+from conftest import TINY, assert_one_error_line, cli_env, read_epoch_line, run, start_training
 from test_errors import SAVE_KILLER
 
 from wordlstm.checkpoint import load_model
@@ -48,14 +48,6 @@ def files_of(folder: Path) -> dict[str, str]:
         if file.is_file()
     }
 
-
-def assert_one_error_line(proc, code: int, *words: str) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.err)
-    lines = proc.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def cli_with_ctrl_c_in_epoch_1(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
-from conftest import TINY, max_difference, run, start_training, tiny_job
+from conftest import TINY, assert_one_error_line, max_difference, run, start_training, tiny_job
 
 import wordlstm.train
 from wordlstm import resume
@@ -153,13 +153,6 @@ def interrupted(corpus, tmp_path, monkeypatch):
     return home
 
 
-def assert_refused(proc, *words):
-    assert proc.returncode == 2, proc.err
-    lines = proc.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.err
-    for word in words:
-        assert word in lines[0], lines[0]
-
 
 @pytest.mark.parametrize(
     "change, words",
@@ -187,7 +180,7 @@ def test_resume_refuses_a_different_run(interrupted, corpus, tmp_path, change, w
         args[1] = str(other)
     else:
         args += [str(other) if a == "OTHER" else a for a in change]
-    assert_refused(run(*args, home=interrupted), "cannot resume", *words)
+    assert_one_error_line(run(*args, home=interrupted), 2, "cannot resume", *words)
     assert (interrupted / "m" / "training.json").read_bytes() == before
 
 
@@ -196,8 +189,9 @@ def test_resume_reports_every_disagreeing_flag_at_once_in_flag_words(interrupted
     args = ["train", str(corpus), *TINY, "--epochs", "2", "--model", "m", "--resume"]
     changes = ["--hidden", "32", "--seed", "5", "--no-tied", "--lowercase", "--dropout", "0.3"]
     proc = run(*args, *changes, home=interrupted)
-    assert_refused(
+    assert_one_error_line(
         proc,
+        2,
         "cannot resume m: ",
         "--hidden 32 (the run used 16)",
         "--seed 5 (the run used 1111)",
@@ -234,8 +228,9 @@ def test_resume_reads_a_relative_valid_file_back_from_another_folder(home, corpu
 
 
 def test_resume_given_flags_must_agree_and_others_come_from_the_folder(interrupted):
-    assert_refused(
+    assert_one_error_line(
         run("train", "--model", "m", "--resume", "--bptt", "9", home=interrupted),
+        2,
         "cannot resume m: --bptt 9 (the run used 6)",
     )
     done = run("train", "--model", "m", "--resume", "--bptt", "6", home=interrupted)
@@ -249,7 +244,7 @@ def test_resume_without_files_of_a_run_on_stdin_says_to_give_them(interrupted):
     config["data"]["files"] = ["-"]  # as a run on stdin records it
     config_file.write_text(json.dumps(config))
     proc = run("train", "--model", "m", "--resume", home=interrupted)
-    assert_refused(proc, "cannot resume m without its text", "standard input")
+    assert_one_error_line(proc, 2, "cannot resume m without its text", "standard input")
     shown = run("models", "show", "m", home=interrupted)
     assert "resume with   wordlstm train - --model m --resume\n" in shown.out
 
@@ -276,12 +271,12 @@ READ_BACK_DAMAGE = {
 def test_resume_without_files_refuses_a_damaged_folder_in_one_line(interrupted, case):
     READ_BACK_DAMAGE[case](interrupted / "m")
     proc = run("train", "--model", "m", "--resume", home=interrupted)
-    assert_refused(proc, "m", "training.npz" if case == "pickled arrays" else "resume")
+    assert_one_error_line(proc, 2, "m", "training.npz" if case == "pickled arrays" else "resume")
 
 
 def test_train_without_files_and_without_resume_is_a_usage_error(home):
     proc = run("train", "--model", "m", home=home)
-    assert_refused(proc, "FILES")
+    assert_one_error_line(proc, 2, "FILES")
 
 
 def models_row(home, name: str) -> list[str]:
@@ -340,12 +335,12 @@ def test_resume_with_nothing_to_resume(trained, tmp_path):
     shutil.copytree(trained, home)
     args = ["train", "CORPUS", *TINY, "--model"]
     proc = run(*args, "nosuch", "--resume", home=home)
-    assert_refused(proc, "nothing to resume", "nosuch")
+    assert_one_error_line(proc, 2, "nothing to resume", "nosuch")
     proc = run(*args, "default", "--epochs", "3", "--resume", home=home)
-    assert_refused(proc, "nothing to resume", "finished all its 3 epochs")
+    assert_one_error_line(proc, 2, "nothing to resume", "finished all its 3 epochs")
     (home / "default" / "training.json").unlink()
     proc = run(*args, "default", "--epochs", "5", "--resume", home=home)
-    assert_refused(proc, "nothing to resume", "no training state")
+    assert_one_error_line(proc, 2, "nothing to resume", "no training state")
 
 
 DAMAGE = {
