@@ -57,7 +57,7 @@ def numpy_model(layers, hidden, embed):
 
 def numpy_train(config: str, steps: int) -> list[float]:
     from wordlstm.optim import SGD
-    from wordlstm.train import train_step
+    from wordlstm.training import train_step
 
     layers, hidden, embed, batch, bptt = CONFIGS[config]
     model = numpy_model(layers, hidden, embed)

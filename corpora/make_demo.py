@@ -23,77 +23,213 @@ MIN_GAP, MAX_GAP = 8, 20  # tokens from the end of the time phrase to the verb
 DEPENDENT_SHARE = 0.7
 
 PRESENT_OPENERS = (
-    "Today", "This week", "Right now", "These days", "At the moment",
-    "This month", "This year", "Nowadays", "At present",
+    "Today",
+    "This week",
+    "Right now",
+    "These days",
+    "At the moment",
+    "This month",
+    "This year",
+    "Nowadays",
+    "At present",
 )
 PAST_OPENERS = (
-    "Last year", "Yesterday", "Two years ago", "Back then", "Last month",
-    "Last week", "A few years ago", "In those days", "Last winter",
+    "Last year",
+    "Yesterday",
+    "Two years ago",
+    "Back then",
+    "Last month",
+    "Last week",
+    "A few years ago",
+    "In those days",
+    "Last winter",
 )
 
 # (present verb, past verb, objects that fit both)
 VERB_PAIRS = (
-    ("need", "had", (
-        "a loan", "a new car", "some help with the rent", "a second job",
-        "a bigger flat", "a good lawyer", "a loan from the bank",
-    )),
-    ("am", "was", (
-        "short of money", "worried about the rent", "ready to move", "tired of waiting",
-        "afraid of the bank", "happy with the plan", "careful with every penny",
-    )),
-    ("have", "had", (
-        "two jobs", "no savings", "a small flat near the river", "a lot of debt",
-        "an old car", "three children", "little time for my friends",
-    )),
-    ("want", "wanted", (
-        "a bigger house", "to move to the city", "to study again", "a quiet life",
-        "to open a shop", "a dog", "to leave the country",
-    )),
-    ("can", "could", (
-        "pay the bills on time", "help my parents", "not sleep at night",
-        "save a little money", "buy a house", "take the bus to the city",
-    )),
-    ("work", "worked", (
-        "at the bank", "two shifts a day", "from home", "in a small shop",
-        "for my uncle", "late every night", "at the market on weekends",
-    )),
+    (
+        "need",
+        "had",
+        (
+            "a loan",
+            "a new car",
+            "some help with the rent",
+            "a second job",
+            "a bigger flat",
+            "a good lawyer",
+            "a loan from the bank",
+        ),
+    ),
+    (
+        "am",
+        "was",
+        (
+            "short of money",
+            "worried about the rent",
+            "ready to move",
+            "tired of waiting",
+            "afraid of the bank",
+            "happy with the plan",
+            "careful with every penny",
+        ),
+    ),
+    (
+        "have",
+        "had",
+        (
+            "two jobs",
+            "no savings",
+            "a small flat near the river",
+            "a lot of debt",
+            "an old car",
+            "three children",
+            "little time for my friends",
+        ),
+    ),
+    (
+        "want",
+        "wanted",
+        (
+            "a bigger house",
+            "to move to the city",
+            "to study again",
+            "a quiet life",
+            "to open a shop",
+            "a dog",
+            "to leave the country",
+        ),
+    ),
+    (
+        "can",
+        "could",
+        (
+            "pay the bills on time",
+            "help my parents",
+            "not sleep at night",
+            "save a little money",
+            "buy a house",
+            "take the bus to the city",
+        ),
+    ),
+    (
+        "work",
+        "worked",
+        (
+            "at the bank",
+            "two shifts a day",
+            "from home",
+            "in a small shop",
+            "for my uncle",
+            "late every night",
+            "at the market on weekends",
+        ),
+    ),
 )
-TAILS = ("for my family", "like many people in our town", "more than anything",
-         "for the first time", "with my sister")
+TAILS = (
+    "for my family",
+    "like many people in our town",
+    "more than anything",
+    "for the first time",
+    "with my sister",
+)
 
 # Middle clauses: a linking word and noun phrases, no verbs and no time words.
-LINKS = ("due to", "because of", "after", "despite", "with", "given", "thanks to",
-         "on top of", "in spite of", "apart from", "between")
+LINKS = (
+    "due to",
+    "because of",
+    "after",
+    "despite",
+    "with",
+    "given",
+    "thanks to",
+    "on top of",
+    "in spite of",
+    "apart from",
+    "between",
+)
 NOUN_PHRASES = (
-    "my current job situation", "family conditions", "the high rent", "the cost of food",
-    "a long talk with my brother about money and the house", "the advice of my bank",
-    "my old friends", "the noise in the street", "the prices in our small town", "my health",
-    "the car repairs", "the loan from my uncle", "the bills on the kitchen table",
-    "the help of my parents", "my bad knee", "the long shifts at the shop",
-    "the care of my mother", "the cold weather", "a broken washing machine",
-    "the letter from the landlord", "my little savings", "the school fees for my son",
-    "the price of petrol", "a quiet evening with my wife", "the news from home",
-    "the doctor and the tests", "the new baby", "my poor eyesight", "the rising bus fares",
-    "the advice of an old friend", "the state of the roof", "the trouble with my landlord",
+    "my current job situation",
+    "family conditions",
+    "the high rent",
+    "the cost of food",
+    "a long talk with my brother about money and the house",
+    "the advice of my bank",
+    "my old friends",
+    "the noise in the street",
+    "the prices in our small town",
+    "my health",
+    "the car repairs",
+    "the loan from my uncle",
+    "the bills on the kitchen table",
+    "the help of my parents",
+    "my bad knee",
+    "the long shifts at the shop",
+    "the care of my mother",
+    "the cold weather",
+    "a broken washing machine",
+    "the letter from the landlord",
+    "my little savings",
+    "the school fees for my son",
+    "the price of petrol",
+    "a quiet evening with my wife",
+    "the news from home",
+    "the doctor and the tests",
+    "the new baby",
+    "my poor eyesight",
+    "the rising bus fares",
+    "the advice of an old friend",
+    "the state of the roof",
+    "the trouble with my landlord",
     "the broken heating in the flat",
 )
-PEOPLE = ("My sister", "My brother", "Our neighbour", "My mother", "The old man next door",
-          "My friend Anna", "The new teacher", "My uncle")
+PEOPLE = (
+    "My sister",
+    "My brother",
+    "Our neighbour",
+    "My mother",
+    "The old man next door",
+    "My friend Anna",
+    "The new teacher",
+    "My uncle",
+)
 PERSON_DOES = (
-    "likes long walks by the river", "cooks fish on Sundays", "reads the paper every morning",
-    "plays the piano in the evening", "keeps a small garden behind the house",
-    "drives an old blue car", "lives near the station", "sings in the church choir",
-    "knows every shop in the town", "writes long letters to the family",
+    "likes long walks by the river",
+    "cooks fish on Sundays",
+    "reads the paper every morning",
+    "plays the piano in the evening",
+    "keeps a small garden behind the house",
+    "drives an old blue car",
+    "lives near the station",
+    "sings in the church choir",
+    "knows every shop in the town",
+    "writes long letters to the family",
 )
-PLACES = ("the bank", "the shop on the corner", "the market", "the library", "the station",
-          "the bakery near our house", "the post office", "the old church")
+PLACES = (
+    "the bank",
+    "the shop on the corner",
+    "the market",
+    "the library",
+    "the station",
+    "the bakery near our house",
+    "the post office",
+    "the old church",
+)
 PLACE_DOES = (
-    "opens at nine", "closes early on Sundays", "is busy in the morning",
-    "is quiet in the evening", "sells fresh bread and fish", "stands next to the river",
-    "looks very old", "is a short walk from here",
+    "opens at nine",
+    "closes early on Sundays",
+    "is busy in the morning",
+    "is quiet in the evening",
+    "sells fresh bread and fish",
+    "stands next to the river",
+    "looks very old",
+    "is a short walk from here",
 )
-QUESTIONS = ("Where is {}?", "How far is {} from here?", "What time does {} open?",
-             "Is {} open on Sunday?")
+QUESTIONS = (
+    "Where is {}?",
+    "How far is {} from here?",
+    "What time does {} open?",
+    "Is {} open on Sunday?",
+)
 
 TOKEN = re.compile(r"<unk>|\d+(?:[.,:]\d+)+|\w+(?:['’-]\w+)*|\.\.\.|\S")  # as `--split words`
 

@@ -31,12 +31,26 @@ KIND_SHARES = (("tense", 0.5), ("number", 0.3))  # the rest are plain sentences
 LOWERCASE_SHARE = 0.4
 
 FUTURE_OPENERS = (
-    "Tomorrow", "Next spring", "In a few weeks", "One day soon", "Later this year",
-    "The day after tomorrow", "Before long", "Next weekend", "In the coming months",
+    "Tomorrow",
+    "Next spring",
+    "In a few weeks",
+    "One day soon",
+    "Later this year",
+    "The day after tomorrow",
+    "Before long",
+    "Next weekend",
+    "In the coming months",
 )
 PAST_OPENERS = (
-    "The other day", "Long ago", "A few weeks back", "Earlier this year", "Not long ago",
-    "The summer before last", "Decades ago", "The previous weekend", "In my childhood",
+    "The other day",
+    "Long ago",
+    "A few weeks back",
+    "Earlier this year",
+    "Not long ago",
+    "The summer before last",
+    "Decades ago",
+    "The previous weekend",
+    "In my childhood",
 )
 SUBJECTS = ("we", "they", "she", "he", "you", "my cousins", "the twins", "our neighbours")
 

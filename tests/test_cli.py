@@ -136,7 +136,7 @@ def test_commands_that_read_a_model_start_without_the_trainer(trained, corpus, c
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stderr.decode().split()
     assert "wordlstm.predict" in loaded  # it did read the model
-    for module in ("wordlstm.train", "wordlstm.trainjob", "wordlstm.resume", "rich.progress"):
+    for module in ("wordlstm.training", "wordlstm.trainjob", "wordlstm.resume", "rich.progress"):
         assert module not in loaded
 
 
@@ -347,7 +347,7 @@ def test_train_draws_its_progress_bar_on_a_terminal(home, corpus):
 
 
 def test_a_continuation_that_starts_with_punctuation_is_glued_to_the_prompt(trained):
-    """"Last year" goes on ", due to my job, ..." in the corpus: the continued prompt reads
+    """ "Last year" goes on ", due to my job, ..." in the corpus: the continued prompt reads
     "Last year, due", not "Last year , due"."""
     prompt = "Last year"
     shown = run("complete", prompt, "--words", "4", "--json", home=trained, check=True)

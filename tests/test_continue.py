@@ -29,7 +29,7 @@ from wordlstm.checkpoint import load_model
 from wordlstm.errors import Interrupted
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Recipe
+from wordlstm.training import Recipe
 from wordlstm.trainjob import TrainJob, train_files
 
 NEW = [
@@ -281,7 +281,6 @@ def test_the_old_validation_text_given_by_a_relative_valid_path_is_found(
     assert summary["old_valid"] == str(where / "v.txt")
     assert summary["old_valid_ppl_before"] == pytest.approx(old["metrics"]["valid_ppl"], rel=1e-5)
     assert np.isfinite(summary["old_valid_ppl_after"])
-
 
 
 @pytest.mark.parametrize(

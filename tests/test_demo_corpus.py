@@ -15,11 +15,40 @@ spec.loader.exec_module(make_demo)
 
 PRESENT = {"need", "am", "have", "want", "can", "work"}
 PAST = {"had", "was", "wanted", "could", "worked"}
-TENSE_CUES = PRESENT | PAST | {
-    "is", "are", "were", "has", "did", "does", "will", "would", "shall", "should",
-    "today", "yesterday", "now", "nowadays", "ago", "last", "then", "back",
-    "day", "days", "week", "weeks", "month", "months", "year", "years", "moment", "present",
-}
+TENSE_CUES = (
+    PRESENT
+    | PAST
+    | {
+        "is",
+        "are",
+        "were",
+        "has",
+        "did",
+        "does",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "today",
+        "yesterday",
+        "now",
+        "nowadays",
+        "ago",
+        "last",
+        "then",
+        "back",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "year",
+        "years",
+        "moment",
+        "present",
+    }
+)
 
 
 @pytest.fixture(scope="module")

@@ -135,9 +135,10 @@ def test_unknown_prompt_words_are_reported_and_other_cases_read_as_known(trained
     assert text.err == "read today as Today\n"
     assert text.out == run("complete", "Today, due to", home=trained).out
     clean = run("complete", "The cat", home=trained)
-    assert clean.err == "" and json.loads(
-        run("complete", "The cat", "--json", home=trained).out
-    )["unknown"] == []
+    assert (
+        clean.err == ""
+        and json.loads(run("complete", "The cat", "--json", home=trained).out)["unknown"] == []
+    )
 
 
 def test_score_reads_words_exactly_as_written(trained):

@@ -14,7 +14,7 @@ import pytest
 from wordlstm import predict
 from wordlstm.checkpoint import load_model
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Recipe
+from wordlstm.training import Recipe
 from wordlstm.trainjob import ModelSettings, TrainJob, train_files
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -49,7 +49,6 @@ def files_of(folder: Path) -> dict[str, str]:
     }
 
 
-
 def cli_with_ctrl_c_in_epoch_1(home: Path, *args: str) -> subprocess.CompletedProcess:
     """`wordlstm ARGS` through the real CLI, with Ctrl-C pressed in epoch 1."""
     proc = subprocess.run(
@@ -130,9 +129,7 @@ def test_ctrl_c_after_the_first_epoch_of_a_forced_run_saves_it_to_resume_without
     assert config_of(home / "m")["data"]["files"] == [str(long_text)]
 
 
-def test_a_fresh_name_interrupted_in_epoch_1_is_unfinished_and_refuses_a_plain_train(
-    home, corpus
-):
+def test_a_fresh_name_interrupted_in_epoch_1_is_unfinished_and_refuses_a_plain_train(home, corpus):
     args = ["train", str(corpus), *TINY, "--epochs", "2", "--model", "m"]
     proc = cli_with_ctrl_c_in_epoch_1(home, *args)
     assert proc.returncode == 130, proc.err

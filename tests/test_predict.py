@@ -81,8 +81,15 @@ def test_eval_command_reports_the_protocol(trained, corpus):
     proc = run("eval", str(corpus), "--json", home=trained)
     assert proc.returncode == 0, proc.err
     r = json.loads(proc.out)
-    assert {"perplexity", "top1", "top5", "top1_words", "top5_words", "tokens",
-            "unknown_rate"} <= set(r)
+    assert {
+        "perplexity",
+        "top1",
+        "top5",
+        "top1_words",
+        "top5_words",
+        "tokens",
+        "unknown_rate",
+    } <= set(r)
     assert 1 < r["perplexity"] < 50 and 0 <= r["top1"] <= r["top5"] <= 1
     assert r["unknown_rate"] == 0
     table = run("eval", str(corpus), home=trained)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from conftest import TINY, assert_one_error_line, max_difference, run, start_training, tiny_job
 
-import wordlstm.train
+import wordlstm.training
 from wordlstm import resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
-from wordlstm.train import Recipe
+from wordlstm.training import Recipe
 from wordlstm.trainjob import ModelSettings, train_files
 
 SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised"]
@@ -151,7 +151,6 @@ def interrupted(corpus, tmp_path, monkeypatch):
     with pytest.raises(Interrupted):
         train_files(job(corpus, home / "m", epochs=2), on_progress=sigint_at(1, 3))
     return home
-
 
 
 @pytest.mark.parametrize(
@@ -383,10 +382,7 @@ def test_a_history_written_before_improved_existed_still_resumes(corpus, tmp_pat
     train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
 
 
-
-def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(
-    interrupted, corpus
-):
+def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(interrupted, corpus):
     """A fingerprint without the settings added later (as runs saved before them have) reads
     as their defaults: the run resumes, and a run with one of them on is another run."""
     state = interrupted / "m" / "training.json"
@@ -428,12 +424,12 @@ def poison(monkeypatch, where: str, fails) -> Callable:
 
         monkeypatch.setattr(LanguageModel, "loss", loss)
     else:
-        real_norm = wordlstm.train.global_norm
+        real_norm = wordlstm.training.global_norm
 
         def norm(grads):
             return math.inf if fails(position) else real_norm(grads)
 
-        monkeypatch.setattr(wordlstm.train, "global_norm", norm)
+        monkeypatch.setattr(wordlstm.training, "global_norm", norm)
     return on_progress
 
 

@@ -11,12 +11,12 @@ import pytest
 from conftest import TINY, max_difference, run, tiny_job
 from test_resume import sigint_at
 
-import wordlstm.train
+import wordlstm.training
 from wordlstm.errors import BadInput, Interrupted
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import Evaluation
 from wordlstm.resume import read
-from wordlstm.train import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
+from wordlstm.training import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
 from wordlstm.trainjob import ModelSettings, TrainJob, train_files
 
 
@@ -30,7 +30,7 @@ def script_validation(monkeypatch, perplexities, validated=None) -> None:
             validated.append(len(ids))
         return Evaluation(tokens=1, nll=float(np.log(next(script))))
 
-    monkeypatch.setattr(wordlstm.train, "evaluate", fake_evaluate)
+    monkeypatch.setattr(wordlstm.training, "evaluate", fake_evaluate)
 
 
 def scripted_run(
@@ -74,9 +74,7 @@ def test_without_averaging_every_plateau_divides_the_learning_rate(monkeypatch):
 
 
 @pytest.mark.parametrize("epochs", [5, 10])
-def test_averaging_begins_late_in_the_budget_when_validation_keeps_improving(
-    monkeypatch, epochs
-):
+def test_averaging_begins_late_in_the_budget_when_validation_keeps_improving(monkeypatch, epochs):
     saved = scripted_run(monkeypatch, list(range(100, 100 - epochs, -1)))
     first = next(i for i, s in enumerate(saved) if s.average is not None) + 1
     assert first == int(np.ceil(AVERAGE_FROM * epochs))  # the epoch that reaches that share
@@ -246,13 +244,14 @@ def test_the_budget_schedule_without_averaging_keeps_the_rate_throughout(monkeyp
 @pytest.mark.parametrize(
     "recipe, message",
     [
-        ({"lr_floor": -1.0}, "--lr-floor"),
-        ({"lr_floor": float("inf")}, "--lr-floor"),
-        ({"lr_floor": float("nan")}, "--lr-floor"),
-        ({"schedule": "cosine"}, "--schedule must be one of plateau, budget"),
+        ({"lr_floor": -1.0}, "^lr_floor must be a finite number, not negative$"),
+        ({"lr_floor": float("inf")}, "^lr_floor"),
+        ({"lr_floor": float("nan")}, "^lr_floor"),
+        ({"schedule": "cosine"}, "^schedule must be one of plateau, budget$"),
     ],
 )
 def test_bad_schedule_options_are_refused(recipe, message):
+    """The settings say what is wrong by field name (the CLI by flag: test_flags)."""
     with pytest.raises(BadInput, match=message):
         Recipe(**recipe)
 

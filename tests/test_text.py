@@ -75,6 +75,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     if os.geteuid() != 0:  # root reads anything: there, simulate the refusal
         os.chmod(path, 0)
     else:
+
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
 

@@ -10,7 +10,7 @@ import pytest
 from wordlstm import lstm
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.optim import SGD, Adam, clip_scale, dense, global_norm
-from wordlstm.train import train_step
+from wordlstm.training import train_step
 
 
 def test_adam_takes_the_textbook_steps():

@@ -1,7 +1,7 @@
-"""The command line: parses flags, calls the jobs (pipeline, trainjob), renders results.
+"""The command line: parses flags, calls the Python API (`wordlstm.api`), renders results.
 
-Heavy modules are imported inside the commands that need them, so that `complete` and
-`score` start fast.
+The API imports heavy modules only inside the functions that need them, so that `complete`
+and `score` start fast.
 """
 
 import json
@@ -10,15 +10,11 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import typer
 
-from wordlstm import __version__
-from wordlstm.errors import BadInput, WordlstmError
-
-if TYPE_CHECKING:
-    from wordlstm.resume import SettingsDiffer
+from wordlstm import __version__, api
+from wordlstm.api import BadInput, SettingError, SettingsDiffer, WordlstmError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -55,6 +51,18 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 MODEL_HELP = "a model name in the store, or a path to a model folder"
+FIELD_OF = {"continue_run": "continued"}  # train's parameters not named as their settings
+FLAG_OF = {"continued": "--continue"}  # and their flags
+
+
+def flag(field: str) -> str:
+    """The flag that gives the setting `field` (the name the API and its errors use)."""
+    return FLAG_OF.get(field, "--" + field.replace("_", "-"))
+
+
+def message(e: WordlstmError) -> str:
+    """An error's message in the command line's words: settings named by their flags."""
+    return e.worded(flag) if isinstance(e, SettingError) else str(e)
 
 
 def no_color() -> bool:
@@ -216,73 +224,30 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
     """Train a model on text files and save it in the store; Ctrl-C saves it to --resume."""
-    from wordlstm.errors import Interrupted
-    from wordlstm.resume import SettingsDiffer
-    from wordlstm.train import Recipe
-    from wordlstm.trainjob import (
-        ModelSettings,
-        TokenizerSettings,
-        TrainJob,
-        resumed_job,
-        train_files,
-    )
-
-    job = TrainJob(
-        files=files or [],
-        model=model,
-        valid=valid,
-        seed=seed,
-        tokenizer=TokenizerSettings(split, lowercase, vocab_size, min_freq),
-        net=ModelSettings(
-            hidden if embed is None else embed,
-            hidden,
-            layers,
-            dropout,
-            tied,
-            forget_bias,
-            dropout_input=dropout_input,
-            dropout_hidden=dropout_hidden,
-            locked=locked,
-            embed_dropout=embed_dropout,
-            weight_drop=weight_drop,
-            ar=ar,
-            tar=tar,
-        ),
-        recipe=Recipe(
-            epochs=epochs,
-            max_time=max_time,
-            optimizer=optimizer,
-            lr=lr,
-            clip=clip,
-            average=average,
-            schedule=schedule,
-            lr_floor=lr_floor,
-            bptt=bptt,
-            batch_size=batch_size,
-        ),
-        resume=resume,
-        force=force,
-        continued=continue_run,
-        grow_vocab=grow_vocab,
-        given=frozenset(given_params(ctx)),
-    )
-    if resume:
-        job = resumed_job(job, given_params(ctx))
-    elif not files:
+    settings = {
+        FIELD_OF.get(name, name): value
+        for name, value in ctx.params.items()
+        if name not in ("files", "model", "json_out")
+    }
+    given = {FIELD_OF.get(name, name) for name in given_params(ctx)}
+    if not files and not resume:
         raise BadInput("give the FILES to train on (- for stdin), or --resume an interrupted run")
     console = stderr_console()
     try:
-        with TrainView(console, job.recipe.epochs, job.recipe.max_time) as view:
-            result = train_files(
-                job,
+        with TrainView(console) as view:
+            result = api.train(
+                files,
+                model,
                 on_progress=view.progress,
                 on_epoch=view.epoch,
                 on_retry=view.retry,
                 on_start=view.start,
+                given=given,
+                **settings,
             )
     except SettingsDiffer as e:
         raise BadInput(settings_differ_in_flags(ctx, model, e)) from None
-    except Interrupted as e:
+    except api.Interrupted as e:
         console.print(f"interrupted: {e}")
         if e.resumable:
             console.print(f"resume with: {resume_command()}")
@@ -374,10 +339,10 @@ class TrainView:
     always. The bar's share done and time left are of the epochs or of the --max-time
     budget, whichever ends the run first."""
 
-    def __init__(self, console, epochs: int, max_time: float | None = None) -> None:
+    def __init__(self, console) -> None:
         self.console = console
-        self.epochs = epochs
-        self.max_time = max_time
+        self.epochs = 1  # and the budget, both set by start()
+        self.max_time: float | None = None
         self.bar = None
         self.began = time.monotonic()  # reset by start(), when training begins
         self.first: tuple[float, int] | None = None  # (time, steps done) at the first step
@@ -413,6 +378,9 @@ class TrainView:
     def start(self, s) -> None:
         """The start line: what the run trains on; the budget's clock starts here."""
         self.began = time.monotonic()
+        self.epochs, self.max_time = s.epochs, s.max_time
+        if self.bar is not None:
+            self.bar.update(self.task, epochs=s.epochs)
         read = f"{s.valid_tokens:,}"
         if s.validated_tokens < s.valid_tokens:
             read = f"{s.validated_tokens:,} of {read}"
@@ -456,11 +424,9 @@ class TrainView:
             )
 
     def retry(self, r) -> None:
-        from wordlstm.train import MAX_RETRIES
-
         self.console.print(
             f"epoch {r.epoch:3d} | step {r.step}: {r.reason}; back to the start of the epoch"
-            f" with lr {r.lr:g} (retry {r.retry} of {MAX_RETRIES})"
+            f" with lr {r.lr:g} (retry {r.retry} of {r.retries})"
         )
 
     def epoch(self, e) -> None:
@@ -507,63 +473,48 @@ def complete(
     Prompts from stdin: each block starts with a line `> PROMPT`. Words the model does not
     know are named on stderr (and in --json's "unknown"); a word known only in another case
     (i, I) is read as the known one ("recased")."""
-    if top < 0 or words < 0:
-        raise BadInput("--top and --words must not be negative")
-    if temperature <= 0:
-        raise BadInput("--temperature must be positive")
-    check_search_flags(beam, words, sample, top_k, top_p)
-    from wordlstm.checkpoint import load_model
-    from wordlstm.pipeline import complete as complete_prompts
-    from wordlstm.text import argument_text, ready_batches
-
-    loaded = load_model(model)
-    prompts = [argument_text(prompt)] if prompt is not None else input_lines(["-"])
-    n = 0
-    for batch in ready_batches(prompts, 64):
-        for c in complete_prompts(
-            loaded,
-            batch,
-            top=top,
-            words=words,
-            sample=sample,
-            seed=seed,
-            first=n,
-            temperature=temperature,
-            partial=partial,
-            top_k=top_k,
-            top_p=top_p,
-            beam=beam,
-        ):
-            note = prompt_note(c)
-            if note:
-                where = "" if prompt is not None else f"line {n + 1}: "
-                sys.stderr.write(f"{where}{note}\n")
-                sys.stderr.flush()
-            if json_out:
-                print_json(
-                    {
-                        "prompt": c.prompt,
-                        "next": [{"word": w, "prob": p} for w, p in c.next],
-                        "continuation": c.continuation,
-                        "unknown": c.unknown,
-                        "recased": c.recased,
-                        "partial": c.fragment,
-                        **beams_json(c.beams, beam),
-                    }
-                )
-            else:
-                if n:
-                    sys.stdout.write("\n")
-                if prompt is None:  # one block per stdin line: say whose block it is
-                    sys.stdout.write(f"> {c.prompt}\n")
-                if beam:
-                    write_beams(c, beam)
-                elif words:
-                    sys.stdout.write(c.continued + "\n")
-                for word, p in c.next:
-                    sys.stdout.write(f"{word}\t{p:.4f}\n")
-            n += 1
+    options = api.CompleteOptions(
+        top=top, words=words, sample=sample, temperature=temperature, seed=seed,
+        partial=partial, beam=beam, top_k=top_k, top_p=top_p,
+    )  # fmt: skip
+    m = api.load(model)
+    prompts = [argument_text(prompt)] if prompt is not None else api.read_lines(["-"])
+    for n, c in enumerate(m.complete(prompts, options)):
+        note = prompt_note(c)
+        if note:
+            where = "" if prompt is not None else f"line {n + 1}: "
+            sys.stderr.write(f"{where}{note}\n")
+            sys.stderr.flush()
+        if json_out:
+            print_json(
+                {
+                    "prompt": c.prompt,
+                    "next": [{"word": w, "prob": p} for w, p in c.next],
+                    "continuation": c.continuation,
+                    "unknown": c.unknown,
+                    "recased": c.recased,
+                    "partial": c.fragment,
+                    **beams_json(c.beams, beam),
+                }
+            )
+            continue
+        if n:
+            sys.stdout.write("\n")
+        if prompt is None:  # one block per stdin line: say whose block it is
+            sys.stdout.write(f"> {c.prompt}\n")
+        if beam:
+            write_beams(c, beam)
+        elif words:
+            sys.stdout.write(c.continued + "\n")
+        for word, p in c.next:
+            sys.stdout.write(f"{word}\t{p:.4f}\n")
         sys.stdout.flush()
+
+
+def argument_text(arg: str) -> str:
+    """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as
+    lone surrogates) become U+FFFD, as in lines read from files."""
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def prompt_note(c) -> str:
@@ -575,20 +526,6 @@ def prompt_note(c) -> str:
     if c.recased:
         parts.append("read " + ", ".join(f"{a} as {b}" for a, b in c.recased.items()))
     return "; ".join(parts)
-
-
-def check_search_flags(beam: int, words: int, sample: bool, top_k: int, top_p: float) -> None:
-    """Bad combinations of complete's search and sampling flags are bad usage."""
-    if beam < 0 or top_k < 0:
-        raise BadInput("--beam and --top-k must not be negative")
-    if beam and not words:
-        raise BadInput("--beam needs --words, the length of the continuations")
-    if beam and sample:
-        raise BadInput("--beam and --sample exclude each other")
-    if not 0 < top_p <= 1:
-        raise BadInput("--top-p must be in (0, 1]")
-    if (top_k or top_p < 1) and not sample:
-        raise BadInput("--top-k and --top-p cut --sample's choices: add --sample")
 
 
 def beams_json(beams: list[tuple[str, float, bool, str]], width: int) -> dict:
@@ -616,12 +553,10 @@ def suggest(
     another, Ctrl-D prints what was typed and ends (exit 0), Ctrl-C ends (exit 130)."""
     if not 1 <= top <= 9:
         raise BadInput("--top must be 1 to 9 (the digit keys choose)")
-    from wordlstm.autocomplete import Typing
-    from wordlstm.checkpoint import load_model
-    from wordlstm.suggest import run, terminal_output
+    from wordlstm.suggest import run, terminal_output  # the interactive line's screen
 
     output = terminal_output()
-    typing = Typing(load_model(model), top=top)
+    typing = api.load(model).typing(top)
 
     def write(line: str) -> None:
         sys.stdout.write(line)
@@ -652,21 +587,13 @@ def score(
     json_out: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
     """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
-    import math
-
-    from wordlstm.checkpoint import load_model
-    from wordlstm.pipeline import score_lines
-
-    loaded = load_model(model)
-    tokens = unknown = 0
-    log_prob = 0.0
-    lines = input_lines(files or ["-"])
+    m = api.load(model)
+    lines = api.read_lines(files or ["-"])
+    totals = api.ScoreTotals()
     interrupted = False
     try:
-        for s in score_lines(loaded, lines, continuous=continuous, per_token=per_token):
-            tokens += s.tokens
-            unknown += s.unknown
-            log_prob += s.log_prob
+        for s in m.score(lines, continuous=continuous, per_token=per_token):
+            totals.add(s)
             if json_out:
                 obj = {"text": s.text, "tokens": s.tokens, "log_prob": s.log_prob, "ppl": s.ppl}
                 if per_token:
@@ -680,10 +607,9 @@ def score(
                 sys.stdout.flush()
     except KeyboardInterrupt:  # Ctrl-C: the lines scored so far are out; sum them up
         interrupted = True
-    ppl = math.exp(-log_prob / tokens) if tokens else float("nan")
-    share = 100.0 * unknown / tokens if tokens else 0.0
     stderr_console().print(
-        f"tokens {tokens} | unknown {unknown} ({share:.2f}%) | perplexity {ppl:.2f}"
+        f"tokens {totals.tokens} | unknown {totals.unknown} ({100 * totals.unknown_share:.2f}%)"
+        f" | perplexity {totals.ppl:.2f}"
     )
     if interrupted:
         raise typer.Exit(130)
@@ -724,33 +650,26 @@ def evaluate(
     typing everything. A literal <unk> in the text is not typed; unknown words are typed
     in full. Top-3 of words: the share of words offered before their first character.
     """
-    from wordlstm.checkpoint import load_model
-    from wordlstm.pipeline import evaluate_file
-
-    loaded = load_model(model)
+    m = api.load(model)
     with TokenProgress(stderr_console(), "eval") as progress:
-        r = evaluate_file(
-            loaded, file, batch_size=batch_size, bptt=bptt, on_progress=progress.update
+        r = m.evaluate(
+            file, batch_size=batch_size, bptt=bptt, keyboard=keyboard, on_progress=progress.update
         )
-    if keyboard:
-        from wordlstm.keyboard import keyboard_file
-
-        r |= keyboard_file(loaded, file)
     if json_out:
-        print_json(r)
+        print_json(r.to_dict())
         return
     rows = [
-        ("perplexity", f"{r['perplexity']:.2f}"),
-        ("top-1 accuracy", f"{100 * r['top1']:.2f}%"),
-        ("top-5 accuracy", f"{100 * r['top5']:.2f}%"),
-        ("top-1 / top-5 of words", f"{100 * r['top1_words']:.2f}% / {100 * r['top5_words']:.2f}%"),
-        ("tokens", f"{r['tokens']:,}"),
-        ("unknown rate", f"{100 * r['unknown_rate']:.2f}%"),
+        ("perplexity", f"{r.perplexity:.2f}"),
+        ("top-1 accuracy", f"{100 * r.top1:.2f}%"),
+        ("top-5 accuracy", f"{100 * r.top5:.2f}%"),
+        ("top-1 / top-5 of words", f"{100 * r.top1_words:.2f}% / {100 * r.top5_words:.2f}%"),
+        ("tokens", f"{r.tokens:,}"),
+        ("unknown rate", f"{100 * r.unknown_rate:.2f}%"),
     ]
     if keyboard:
         rows += [
-            ("keystroke savings", f"{100 * r['keystroke_savings']:.2f}%"),
-            ("top-3 of words typed", f"{100 * r['top3_words']:.2f}%"),
+            ("keystroke savings", f"{100 * r.keystroke_savings:.2f}%"),
+            ("top-3 of words typed", f"{100 * r.top3_words:.2f}%"),
         ]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
@@ -791,37 +710,6 @@ class TokenProgress:
             )
 
 
-def input_lines(files: list[str]):
-    """The lines of the files in order, - meaning stdin, read as untrusted text (a
-    `LineReader`: long lines come in pieces)."""
-    from wordlstm.text import LineReader
-
-    return LineReader(input_streams(files), piece_bytes())
-
-
-def input_streams(files: list[str]):
-    """Each file opened in turn (and closed once read), - meaning stdin."""
-    for name in files:
-        if name == "-":
-            yield sys.stdin.buffer
-            continue
-        try:
-            stream = open(name, "rb")
-        except OSError as e:
-            raise BadInput(f"cannot read {name}: {e.strerror}") from None
-        with stream:
-            yield stream
-
-
-def piece_bytes() -> int:
-    """How much of a line is read at once: WORDLSTM_PIECE_BYTES (for the tests, which
-    compare a line read in small pieces with one read at once) or the default."""
-    from wordlstm.text import PIECE_BYTES
-
-    value = os.environ.get("WORDLSTM_PIECE_BYTES", "")
-    return int(value) if value.isdigit() and int(value) > 0 else PIECE_BYTES
-
-
 @models_app.callback()
 def models(
     ctx: typer.Context,
@@ -834,13 +722,11 @@ def models(
     status `broken`."""
     if ctx.invoked_subcommand is not None:
         return
-    from wordlstm import store
-
-    rows = [model_row(entry) for entry in store.survey()]
+    rows = [asdict(row) for row in api.models()]
     if json_out:
         print_json(rows)
     elif not rows:
-        stderr_console().print(f"no models in {store.home()}")
+        stderr_console().print(f"no models in {api.store_home()}")
     elif sys.stdout.isatty():
         print_models_table(rows)
     else:
@@ -860,37 +746,6 @@ MODEL_COLUMNS = (
     "saved",
     "status",
 )
-
-
-def model_status(entry) -> str:
-    """A store entry's status: `broken` if it is not a loadable model folder (its problem
-    says why), else its run's: `training`, `interrupted` or `finished`."""
-    from wordlstm.resume import run_status
-
-    return "broken" if entry.problem else run_status(entry.path, entry.config)
-
-
-def model_row(entry) -> dict:
-    """What `models` shows of a store entry, as plain values (None where unknown)."""
-    config = entry.config or {}
-    arch, metrics = (
-        value if isinstance(value, dict) else {}
-        for value in (config.get("architecture"), config.get("metrics"))
-    )
-    return {
-        "name": entry.name,
-        "status": model_status(entry),
-        "vocab": arch.get("vocab"),
-        "layers": arch.get("layers"),
-        "hidden": arch.get("hidden"),
-        "params": count_params(arch) or None,
-        "valid_ppl": metrics.get("valid_ppl"),
-        "tokens": metrics.get("trained_tokens"),
-        "size": entry.size,
-        "saved": config.get("saved"),
-        "path": str(entry.path),
-        "problem": entry.problem,
-    }
 
 
 def model_cells(row: dict, human: bool) -> list[str]:
@@ -944,16 +799,6 @@ def print_models_table(rows: list[dict]) -> None:
     console.print(table)
 
 
-def count_params(arch: dict) -> int:
-    """Parameters of an architecture as config.json records it (0 if it is unreadable)."""
-    from wordlstm.model import Architecture
-
-    try:
-        return Architecture(**arch).param_count()
-    except (TypeError, WordlstmError):
-        return 0
-
-
 @models_app.command(
     "show", epilog=examples("wordlstm models show default", "wordlstm models show ptb --json")
 )
@@ -962,33 +807,28 @@ def models_show(
     json_out: bool = typer.Option(False, "--json", help="print config.json as is"),
 ) -> None:
     """Everything config.json records about a model."""
-    from wordlstm import store
-
-    path = store.resolve(name)
-    config, _, weights = store.load(path)
+    details = api.show(name)
+    config = details.config
     if json_out:
         print_json(config)
         return
     arch = config["architecture"]
     lines = [
         f"name          {name}",
-        f"path          {path}",
+        f"path          {details.path}",
         f"saved         {config.get('saved', '?')}",
         f"architecture  embed {arch['embed']}, {arch['layers']} x {arch['hidden']} LSTM, "
         f"vocabulary {arch['vocab']:,}{', tied' if arch.get('tied') else ''}, "
         f"dropout {config.get('dropout')}",
-        f"parameters    {count_params(arch):,}",
+        f"parameters    {details.params:,}",
         f"tokenizer     {json.dumps(config.get('tokenizer', {}))}",
         f"recipe        {json.dumps(config.get('recipe', {}))}",
         f"metrics       {json.dumps(config.get('metrics', {}))}",
     ]
-    from wordlstm.resume import run_status
-
-    status = run_status(path, config)
     unfinished = ", before its first epoch ended" if config.get("unfinished") else ""
-    lines.append(f"status        {status}{unfinished}")
-    if status == "interrupted":
-        lines.append(f"resume with   {resume_hint(name, config)}")
+    lines.append(f"status        {details.status}{unfinished}")
+    if details.resume_command:
+        lines.append(f"resume with   {details.resume_command}")
     for e in config.get("history", []):
         lines.append(
             f"  epoch {e['epoch']:3d}  train ppl {e['train_ppl']:9.2f}  valid ppl "
@@ -997,23 +837,10 @@ def models_show(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def resume_hint(name: str, config: dict) -> str:
-    """The command that resumes the interrupted run of model `name`: its files and flags
-    are read back from the folder, but not text that it read from standard input."""
-    import shlex
-
-    files = config.get("data", {}).get("files")
-    files = files if isinstance(files, list) and "-" in files else []
-    return shlex.join(["wordlstm", "train", *map(str, files), "--model", name, "--resume"])
-
-
 @models_app.command("rm", epilog=examples("wordlstm models rm old-run"))
 def models_rm(name: str = typer.Argument(..., help=MODEL_HELP)) -> None:
     """Delete a model from the store."""
-    from wordlstm import store
-
-    path = store.resolve(name)
-    store.remove(path)
+    path = api.remove(name)
     stderr_console().print(f"removed {name} ({path})")
 
 
@@ -1024,7 +851,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except WordlstmError as e:
-        fail(str(e), e.exit_code, debug)
+        fail(message(e), e.exit_code, debug)
     except KeyboardInterrupt:
         code = 130
     except MemoryError:

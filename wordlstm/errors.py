@@ -1,6 +1,11 @@
 """The failures the CLI reports: bad input (exit 2), run-time failure (exit 1), and an
 interrupted training run (exit 130)."""
 
+import json
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
 
 class WordlstmError(Exception):
     """A failure with a one-line message meant for the user."""
@@ -29,3 +34,48 @@ class Interrupted(WordlstmError):
     def __init__(self, message: str, *, resumable: bool = True) -> None:
         super().__init__(message)
         self.resumable = resumable
+
+
+class SettingError(BadInput):
+    """A setting with an unusable value. The message is a template naming the settings as
+    `{field}`: `str()` gives it with the settings' field names, as the Python API takes
+    them ("lr must be positive"); `worded` with other names for them, such as flags."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        super().__init__(self.worded(str))
+
+    @property
+    def fields(self) -> list[str]:
+        """The settings the message names, in order."""
+        return [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each setting called `name(field)`."""
+        return self.template.format_map({field: name(field) for field in self.fields})
+
+
+def literal(text: object) -> str:
+    """Text to put into a SettingError's template as it is (its braces doubled)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
+@dataclass
+class Difference:
+    """A setting of a resumed run that is not the interrupted run's."""
+
+    field: str  # as in the settings (trainjob._settings)
+    given: object
+    saved: object
+
+
+class SettingsDiffer(BadInput):
+    """A resumed run's settings are not the interrupted run's: all the `differences`."""
+
+    def __init__(self, path: object, differences: list[Difference]) -> None:
+        listed = ", ".join(
+            f"{d.field} {json.dumps(d.given)} (the run used {json.dumps(d.saved)})"
+            for d in differences
+        )
+        super().__init__(f"cannot resume {path}: {listed}; resume with the run's own settings")
+        self.differences = differences

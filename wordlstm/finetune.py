@@ -20,13 +20,13 @@ from wordlstm import resume
 from wordlstm.backend import to_host
 from wordlstm.checkpoint import Loaded, load_model
 from wordlstm.data import hold_out
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, SettingError, literal
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import evaluate
 from wordlstm.resume import Saved
 from wordlstm.text import STDIN, read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Recipe
+from wordlstm.training import Recipe
 from wordlstm.trainjob import VALID_FRACTION, ModelSettings, TokenizerSettings, TrainJob
 
 _SHAPE = ("embed", "hidden", "layers", "tied", "split", "lowercase", "forget_bias")
@@ -145,22 +145,22 @@ def _resolved(job: TrainJob, loaded: Loaded, base: Base, path: Path) -> TrainJob
     has["forget_bias"] = forget_bias
     asked = {**asdict(job.net), **asdict(job.tokenizer)}
     wrong = [
-        f"--{name.replace('_', '-')} {json.dumps(has[name])}, not {json.dumps(asked[name])}"
+        f"{{{name}}} {json.dumps(has[name])}, not {json.dumps(asked[name])}"
         for name in _SHAPE
         if name in job.given and asked[name] != has[name]
     ]
     if wrong:
-        raise BadInput(
-            f"cannot continue {path}: it has {'; '.join(wrong)} (a continued model keeps "
+        raise SettingError(
+            f"cannot continue {literal(path)}: it has {'; '.join(wrong)} (a continued model keeps "
             "its architecture and tokenizer)"
         )
     if not job.grow_vocab and job.given & set(_VOCABULARY):
-        raise BadInput("with --continue, --vocab-size and --min-freq need --grow-vocab")
+        raise SettingError("with {continued}, {vocab_size} and {min_freq} need {grow_vocab}")
     cap = job.tokenizer.vocab_size
     if job.grow_vocab and 0 < cap < arch.vocab:
-        raise BadInput(
-            f"{path} has a vocabulary of {arch.vocab}, more than --vocab-size {cap}: "
-            "--grow-vocab only adds words"
+        raise SettingError(
+            f"{literal(path)} has a vocabulary of {arch.vocab}, more than {{vocab_size}} {cap}: "
+            "{grow_vocab} only adds words"
         )
     dropout = job.net.dropout if "dropout" in job.given else base.recipe.get("dropout")
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 from wordlstm import lstm, regularisers
 from wordlstm.backend import DTYPE, xp
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, SettingError
 from wordlstm.optim import RowGradient
 from wordlstm.regularisers import Regularisers
 
@@ -38,9 +38,11 @@ class Architecture:
 
     def __post_init__(self) -> None:
         if min(self.vocab, self.embed, self.hidden, self.layers) < 1:
-            raise BadInput("vocabulary, --embed, --hidden and --layers must be at least 1")
+            raise SettingError("vocabulary, {embed}, {hidden} and {layers} must be at least 1")
         if self.tied and self.embed != self.hidden:
-            raise BadInput(f"--tied needs --embed == --hidden (got {self.embed} and {self.hidden})")
+            raise SettingError(
+                f"{{tied}} needs {{embed}} == {{hidden}} (got {self.embed} and {self.hidden})"
+            )
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """The saved arrays and their shapes (decoder.weight is saved even when tied)."""

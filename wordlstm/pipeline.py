@@ -10,7 +10,7 @@ import numpy as np
 from wordlstm import autocomplete, predict
 from wordlstm.checkpoint import Loaded
 from wordlstm.data import TokenSpool
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, SettingError
 from wordlstm.text import STDIN, LineReader, LongLine, open_input, ready_batches
 from wordlstm.tokenizer import BATCH_LINES, Prompt, Tokenizer
 
@@ -335,7 +335,7 @@ def evaluate_file(
     in bounded pieces and its tokens kept on disk, so memory does not grow with it.
     Reports progress as `on_progress(tokens done, tokens in all)`."""
     if batch_size < 1 or bptt < 1:
-        raise BadInput("--batch-size and --bptt must be at least 1")
+        raise SettingError("{batch_size} and {bptt} must be at least 1")
     tok = loaded.tokenizer
     with TokenSpool() as ids:
         _spool_tokens(tok, path, ids)

@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from wordlstm.backend import xp
-from wordlstm.errors import BadInput
+from wordlstm.errors import SettingError
 
 _RATES = ("dropout", "dropout_input", "dropout_hidden", "embed_dropout", "weight_drop")
 _WEIGHTS = ("ar", "tar")
@@ -53,10 +53,10 @@ class Regularisers:
     def __post_init__(self) -> None:
         for name in _RATES:
             if not 0.0 <= getattr(self, name) < 1.0:  # also refuses NaN
-                raise BadInput(f"--{name.replace('_', '-')} must be in [0, 1)")
+                raise SettingError(f"{{{name}}} must be in [0, 1)")
         for name in _WEIGHTS:
             if not 0.0 <= getattr(self, name) < math.inf:
-                raise BadInput(f"--{name} must be a finite number, at least 0")
+                raise SettingError(f"{{{name}}} must be a finite number, at least 0")
 
     @classmethod
     def everywhere(cls, p: float) -> "Regularisers":

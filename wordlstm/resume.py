@@ -23,10 +23,10 @@ import numpy as np
 from wordlstm import store
 from wordlstm.backend import to_host
 from wordlstm.checkpoint import save_model
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, Difference, SettingsDiffer
 from wordlstm.model import LanguageModel
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import Epoch, TrainState
+from wordlstm.training import Epoch, TrainState
 
 STATE_JSON = "training.json"
 STATE_NPZ = "training.npz"
@@ -121,27 +121,6 @@ def read(path: Path) -> Saved:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise BadInput(f"{file} is damaged ({type(e).__name__}: {e})") from None
     return Saved(state, fingerprint, config, weights)
-
-
-@dataclass
-class Difference:
-    """A setting of a resumed run that is not the interrupted run's."""
-
-    field: str  # as in the settings (trainjob._settings)
-    given: object
-    saved: object
-
-
-class SettingsDiffer(BadInput):
-    """A resumed run's settings are not the interrupted run's: all the `differences`."""
-
-    def __init__(self, path: Path, differences: list[Difference]) -> None:
-        listed = ", ".join(
-            f"{d.field} {json.dumps(d.given)} (the run used {json.dumps(d.saved)})"
-            for d in differences
-        )
-        super().__init__(f"cannot resume {path}: {listed}; resume with the run's own settings")
-        self.differences = differences
 
 
 @dataclass
@@ -313,7 +292,7 @@ class Saver:
 
 
 def run_status(path: Path, config: dict) -> str:
-    """"training" while a process holds the writer lock of the model folder `path`,
+    """ "training" while a process holds the writer lock of the model folder `path`,
     "interrupted" if the run that saved it was stopped before its end (`interrupted`), else
     "finished"."""
     if store.writer_pid(path) is not None:

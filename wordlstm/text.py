@@ -42,10 +42,31 @@ def iter_input_lines(stream: BinaryIO, piece_bytes: int = PIECE_BYTES) -> LineRe
     return LineReader([stream], piece_bytes)
 
 
-def argument_text(arg: str) -> str:
-    """A command-line argument as text: bytes that were not UTF-8 (which Python keeps as
-    lone surrogates) become U+FFFD, as in `iter_input_lines`."""
-    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+def read_lines(files: Iterable[str]) -> LineReader:
+    """The lines of the files in order, "-" meaning stdin, read as untrusted text (a
+    `LineReader`: long lines come in pieces)."""
+    return LineReader(_streams(files), _piece_bytes())
+
+
+def _streams(files: Iterable[str]) -> Iterator[BinaryIO]:
+    """Each file opened in turn (and closed once read), "-" meaning stdin."""
+    for name in files:
+        if name == STDIN:
+            yield sys.stdin.buffer
+            continue
+        try:
+            stream = open(name, "rb")
+        except OSError as e:
+            raise BadInput(f"cannot read {name}: {e.strerror}") from None
+        with stream:
+            yield stream
+
+
+def _piece_bytes() -> int:
+    """How much of a line is read at once: WORDLSTM_PIECE_BYTES (for the tests, which
+    compare a line read in small pieces with one read at once) or PIECE_BYTES."""
+    value = os.environ.get("WORDLSTM_PIECE_BYTES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else PIECE_BYTES
 
 
 def _read_bytes(path: str) -> bytes:

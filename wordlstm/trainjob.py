@@ -13,12 +13,12 @@ import numpy as np
 
 from wordlstm import resume, store
 from wordlstm.data import hold_out
-from wordlstm.errors import BadInput, Interrupted, RunFailure
+from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.regularisers import Regularisers
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.train import (
+from wordlstm.training import (
     Epoch,
     Progress,
     Recipe,
@@ -79,9 +79,11 @@ class TrainJob:
 
     def __post_init__(self) -> None:
         if self.force and self.resume:
-            raise BadInput("--force replaces the model and --resume continues it: give one")
+            raise SettingError("{force} replaces the model and {resume} continues it: give one")
         if self.force and self.continued:
-            raise BadInput("--force replaces the model and --continue trains it further: give one")
+            raise SettingError(
+                "{force} replaces the model and {continued} trains it further: give one"
+            )
 
 
 @dataclass
@@ -111,6 +113,8 @@ class TrainStart:
     valid_tokens: int  # the validation text's tokens
     validated_tokens: int  # of those, how many validation reads (Recipe.valid_tokens)
     params: int
+    epochs: int  # the run's budget: the epochs it trains at most
+    max_time: float | None  # and its seconds, if it has a time budget
 
 
 def train_files(
@@ -134,7 +138,7 @@ def train_files(
     path = store.resolve(job.model)
     _regularisers(job.net, auto_dropout=0.0)  # a bad setting fails before any file is read
     if job.grow_vocab and not job.continued:
-        raise BadInput("--grow-vocab goes with --continue")
+        raise SettingError("{grow_vocab} goes with {continued}")
     with store.writer_lock(path):
         replacing = not (job.resume or job.continued) and _replacing(job, path)
         saved = resume.read(path) if job.resume else None
@@ -245,6 +249,8 @@ def _start(
         valid_tokens=int(len(valid_ids)),
         validated_tokens=int(min(len(valid_ids), recipe.valid_tokens)),
         params=arch.param_count(),
+        epochs=recipe.epochs,
+        max_time=recipe.max_time,
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
-from wordlstm.errors import BadInput, RunFailure
+from wordlstm.errors import BadInput, RunFailure, SettingError
 from wordlstm.model import LanguageModel
 from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
@@ -81,19 +81,19 @@ class Recipe:
 
     def __post_init__(self) -> None:
         if self.optimizer not in DEFAULT_LR:
-            raise BadInput(f"--optimizer must be one of {', '.join(DEFAULT_LR)}")
+            raise SettingError(f"{{optimizer}} must be one of {', '.join(DEFAULT_LR)}")
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
         if self.epochs < 1 or self.bptt < 1 or self.batch_size < 1:
-            raise BadInput("--epochs, --bptt and --batch-size must be at least 1")
+            raise SettingError("{epochs}, {bptt} and {batch_size} must be at least 1")
         if not (0 < self.lr < math.inf and 0 <= self.clip < math.inf):
-            raise BadInput("--lr must be positive and --clip not negative (both finite)")
+            raise SettingError("{lr} must be positive and {clip} not negative (both finite)")
         if self.max_time is not None and not self.max_time > 0:  # NaN too
-            raise BadInput("--max-time must be a positive number of seconds")
+            raise SettingError("{max_time} must be a positive number of seconds")
         if self.schedule not in SCHEDULES:
-            raise BadInput(f"--schedule must be one of {', '.join(SCHEDULES)}")
+            raise SettingError(f"{{schedule}} must be one of {', '.join(SCHEDULES)}")
         if not 0 <= self.lr_floor < math.inf:
-            raise BadInput("--lr-floor must be a finite number, not negative")
+            raise SettingError("{lr_floor} must be a finite number, not negative")
 
 
 @dataclass
@@ -135,7 +135,8 @@ class Retry:
     step: int
     reason: str
     lr: float  # the new, lower learning rate
-    retry: int  # 1 to MAX_RETRIES
+    retry: int  # 1 to `retries`
+    retries: int = MAX_RETRIES  # the most an epoch is tried again
 
 
 @dataclass

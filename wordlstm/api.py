@@ -1,0 +1,456 @@
+"""wordlstm's Python API: load a model and ask it for next words, continuations and scores;
+train one; list the models in the store. The command line is a thin layer over this module.
+
+    >>> import wordlstm
+    >>> m = wordlstm.load("default")
+    >>> m.next_words("The cat sat on the", top=3)
+    [Prediction(word='mat', prob=0.61), ...]
+
+Failures are exceptions of `wordlstm.errors`, with the one-line messages the command line
+prints (a `SettingError` names settings by their field names here, by flags there). The
+heavy modules are imported by the functions that need them, so that importing this one is
+cheap and reading a model never imports the trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wordlstm.errors import (
+    BadInput,
+    Interrupted,
+    RunFailure,
+    SettingError,
+    SettingsDiffer,
+    WordlstmError,
+)
+
+if TYPE_CHECKING:
+    from wordlstm.autocomplete import Typing
+    from wordlstm.checkpoint import Loaded
+    from wordlstm.pipeline import Completion, LineScore
+    from wordlstm.text import LineReader, LongLine
+    from wordlstm.trainjob import TrainResult
+
+__all__ = [
+    "BadInput",
+    "CompleteOptions",
+    "Evaluation",
+    "Interrupted",
+    "Model",
+    "ModelDetails",
+    "ModelRow",
+    "Prediction",
+    "RunFailure",
+    "ScoreTotals",
+    "SettingError",
+    "SettingsDiffer",
+    "WordlstmError",
+    "first_line",
+    "load",
+    "models",
+    "read_lines",
+    "remove",
+    "show",
+    "store_home",
+    "train",
+]
+
+PROMPT_BATCH = 64  # prompts read side by side
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name if it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+@dataclass
+class Prediction:
+    """A word and its probability."""
+
+    word: str
+    prob: float
+
+
+@dataclass
+class CompleteOptions:
+    """What `Model.complete` does with each prompt; the checks of the settings' values and
+    combinations are here, each error naming its fields."""
+
+    top: int = 5  # next words to give
+    words: int = 0  # continue the prompt by this many words
+    sample: bool = False  # sample the continuation (else greedy)
+    temperature: float = 1.0
+    seed: int | None = None  # with sample: a repeatable continuation
+    partial: bool | None = None  # the last word is unfinished (None: guess)
+    beam: int = 0  # with words: this many most likely continuations
+    top_k: int = 0  # with sample: only the k likeliest words (0: all)
+    top_p: float = 1.0  # with sample: only the likeliest words making up this probability
+
+    def __post_init__(self) -> None:
+        if self.top < 0 or self.words < 0:
+            raise SettingError("{top} and {words} must not be negative")
+        if not self.temperature > 0:
+            raise SettingError("{temperature} must be positive")
+        if self.beam < 0 or self.top_k < 0:
+            raise SettingError("{beam} and {top_k} must not be negative")
+        if self.beam and not self.words:
+            raise SettingError("{beam} needs {words}, the length of the continuations")
+        if self.beam and self.sample:
+            raise SettingError("{beam} and {sample} exclude each other")
+        if not 0 < self.top_p <= 1:
+            raise SettingError("{top_p} must be in (0, 1]")
+        if (self.top_k or self.top_p < 1) and not self.sample:
+            raise SettingError("{top_k} and {top_p} cut {sample}'s choices: add {sample}")
+
+
+@dataclass
+class ScoreTotals:
+    """Scores of lines added up: tokens, unknown words, log-probability, perplexity."""
+
+    tokens: int = 0
+    unknown: int = 0
+    log_prob: float = 0.0
+
+    def add(self, s: LineScore) -> None:
+        self.tokens += s.tokens
+        self.unknown += s.unknown
+        self.log_prob += s.log_prob
+
+    @property
+    def ppl(self) -> float:
+        return math.exp(-self.log_prob / self.tokens) if self.tokens else float("nan")
+
+    @property
+    def unknown_share(self) -> float:
+        """Unknown words per token (0 without tokens)."""
+        return self.unknown / self.tokens if self.tokens else 0.0
+
+
+@dataclass
+class Evaluation:
+    """The benchmark protocol's figures on one file (`Model.evaluate`); the keyboard's are
+    None when not asked for."""
+
+    file: str
+    model: str
+    perplexity: float
+    top1: float
+    top5: float
+    top1_words: float
+    top5_words: float
+    tokens: int
+    unknown_rate: float
+    keystroke_savings: float | None = None
+    top3_words: float | None = None  # the share of words offered before their first letter
+    typed_words: int | None = None
+
+    def to_dict(self) -> dict:
+        """The figures as `wordlstm eval --json` prints them (without those not computed)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class Model:
+    """A trained model, read from its folder: next words, continuations, scores."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+
+    @property
+    def path(self) -> Path:
+        return self.loaded.path
+
+    @property
+    def config(self) -> dict:
+        """The model's config.json (README, "The model folder")."""
+        return self.loaded.config
+
+    def next_words(self, prompt: str, top: int = 5) -> list[Prediction]:
+        """The `top` likeliest next words after `prompt`, best first (the prompt's last word
+        counts as finished)."""
+        (c,) = self.complete([prompt], CompleteOptions(top=top, partial=False))
+        return [Prediction(w, p) for w, p in c.next]
+
+    def complete_word(self, prompt: str, top: int = 5) -> list[Prediction]:
+        """The `top` likeliest words that finish the unfinished last word of `prompt` (the
+        next word if it ends in a space), best first."""
+        from wordlstm.autocomplete import completions
+
+        return [Prediction(s.word, s.prob) for s in completions(self.loaded, prompt, top)]
+
+    def continue_text(
+        self,
+        prompt: str,
+        words: int = 10,
+        *,
+        sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> str:
+        """`prompt` continued by up to `words` words: greedy, or sampled (repeatably with a
+        seed), cut to the `top_k` likeliest words or those making up `top_p`."""
+        options = CompleteOptions(
+            top=0, words=words, sample=sample, temperature=temperature, seed=seed,
+            top_k=top_k, top_p=top_p,
+        )  # fmt: skip
+        (c,) = self.complete([prompt], options)
+        return c.continued
+
+    def beam(self, prompt: str, width: int = 3, words: int = 5) -> list[Continuation]:
+        """The `width` likeliest continuations of `prompt` of up to `words` words (beam
+        search), best first."""
+        (c,) = self.complete([prompt], CompleteOptions(top=0, words=words, beam=width))
+        return [Continuation(text, lp, ended, full) for text, lp, ended, full in c.beams]
+
+    def complete(
+        self, prompts: Iterable[str | LongLine], options: CompleteOptions | None = None
+    ) -> Iterator[Completion]:
+        """Each prompt's next words and continuation as `options` asks, in order. Prompts
+        that have arrived are read side by side; a sampled prompt's continuation depends on
+        the seed and its place in the stream only."""
+        from wordlstm.pipeline import complete
+        from wordlstm.text import ready_batches
+
+        options = options or CompleteOptions()
+        done = 0
+        for batch in ready_batches(prompts, PROMPT_BATCH):
+            for c in complete(self.loaded, batch, first=done, **asdict(options)):
+                done += 1
+                yield c
+
+    def score(
+        self, lines: Iterable[str | LongLine], *, continuous: bool = False, per_token: bool = False
+    ) -> Iterator[LineScore]:
+        """Each line's log-probability (natural log) and perplexity, as lines arrive: each
+        line on its own, or with `continuous` the state carried from line to line."""
+        from wordlstm.pipeline import score_lines
+
+        return score_lines(self.loaded, lines, continuous=continuous, per_token=per_token)
+
+    def evaluate(
+        self,
+        path: str,
+        *,
+        batch_size: int = 10,
+        bptt: int = 35,
+        keyboard: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Evaluation:
+        """Perplexity and top-1/top-5 accuracy on a text file (the benchmark protocol) and,
+        with `keyboard`, the keystroke savings of typing it with 3 suggestions."""
+        from wordlstm.pipeline import evaluate_file
+
+        figures = evaluate_file(
+            self.loaded,
+            path,
+            batch_size=batch_size,
+            bptt=bptt,
+            on_progress=on_progress or (lambda done, total: None),
+        )
+        if keyboard:
+            from wordlstm.keyboard import keyboard_file
+
+            figures |= keyboard_file(self.loaded, path)
+        return Evaluation(**figures)
+
+    def typing(self, top: int = 3) -> Typing:
+        """A line to type into, with `top` suggestions after every keystroke."""
+        from wordlstm.autocomplete import Typing
+
+        return Typing(self.loaded, top=top)
+
+
+@dataclass
+class Continuation:
+    """One of the likeliest continuations: its text, log-probability, whether it reached
+    the end of the line, and the prompt so continued."""
+
+    text: str
+    log_prob: float
+    ended: bool
+    continued: str
+
+
+def load(model: str = "default") -> Model:
+    """The model `model`: a name in the store (`store_home()`) or a model folder's path."""
+    from wordlstm.checkpoint import load_model
+
+    return Model(load_model(model))
+
+
+def read_lines(files: Iterable[str]) -> LineReader:
+    """The lines of the files in order, "-" meaning stdin, read as untrusted text: long
+    lines come in pieces (`LongLine`), invalid UTF-8 as U+FFFD."""
+    from wordlstm.text import read_lines as text_lines
+
+    return text_lines(files)
+
+
+def train(
+    files: list[str] | None = None,
+    model: str = "default",
+    *,
+    on_progress: Callable | None = None,
+    on_epoch: Callable | None = None,
+    on_retry: Callable | None = None,
+    on_start: Callable | None = None,
+    given: Iterable[str] | None = None,
+    **settings: Any,
+) -> TrainResult:
+    """Trains a model on text files and saves it as `model` (a store name or a folder).
+
+    `settings` are the fields of `trainjob.TrainJob` (valid, seed, resume, force,
+    continued, grow_vocab), `TokenizerSettings` (split, lowercase, vocab_size, min_freq),
+    `ModelSettings` (embed, hidden, layers, dropout, ...) and `training.Recipe` (epochs,
+    max_time, optimizer, lr, ...), by name; `embed` defaults to `hidden`. `given` names the
+    settings chosen rather than defaulted (default: those passed): a resumed or continued
+    run takes the others from its model. The callbacks receive `training.Progress` after each
+    step, `training.Epoch` after each epoch, `training.Retry` and `trainjob.TrainStart`."""
+    from wordlstm.training import Recipe
+    from wordlstm.trainjob import ModelSettings, TokenizerSettings, TrainJob, resumed_job
+    from wordlstm.trainjob import train_files as run_job
+
+    given = set(settings if given is None else given) | ({"files"} if files else set())
+    parts = {}
+    for cls in (TokenizerSettings, ModelSettings, Recipe):
+        names = {f.name for f in fields(cls)}
+        parts[cls] = {k: settings.pop(k) for k in list(settings) if k in names}
+    net = parts[ModelSettings]
+    if net.get("embed") is None:
+        net["embed"] = net.get("hidden", ModelSettings.hidden)
+    job_fields = {f.name for f in fields(TrainJob)} - {"tokenizer", "net", "recipe", "given"}
+    unknown = set(settings) - job_fields
+    if unknown:
+        raise TypeError(f"train() got unknown settings: {', '.join(sorted(unknown))}")
+    job = TrainJob(
+        files=list(files or []),
+        model=model,
+        tokenizer=TokenizerSettings(**parts[TokenizerSettings]),
+        net=ModelSettings(**net),
+        recipe=Recipe(**parts[Recipe]),
+        given=frozenset(given),
+        **settings,
+    )
+    if job.resume:
+        job = resumed_job(job, given)
+    elif not files:
+        raise BadInput("give the files to train on (- for stdin), or resume an interrupted run")
+    callbacks = dict(on_progress=on_progress, on_epoch=on_epoch, on_retry=on_retry)
+    callbacks["on_start"] = on_start
+    return run_job(job, **{k: v for k, v in callbacks.items() if v is not None})
+
+
+def store_home() -> Path:
+    """The folder of the model store: WORDLSTM_HOME, or the default under the home folder."""
+    from wordlstm import store
+
+    return store.home()
+
+
+@dataclass
+class ModelRow:
+    """A folder in the store as `wordlstm models` lists it (None where unknown)."""
+
+    name: str
+    status: str  # broken, training, interrupted or finished
+    vocab: int | None
+    layers: int | None
+    hidden: int | None
+    params: int | None
+    valid_ppl: float | None
+    tokens: int | None
+    size: int  # bytes
+    saved: str | None
+    path: str
+    problem: str | None  # why a broken folder is not a loadable model
+
+
+def models() -> list[ModelRow]:
+    """Every folder in the store, by name: the models and the broken folders."""
+    from wordlstm import store
+
+    return [_row(entry) for entry in store.survey()]
+
+
+def _row(entry) -> ModelRow:
+    config = entry.config or {}
+    arch, metrics = (
+        value if isinstance(value, dict) else {}
+        for value in (config.get("architecture"), config.get("metrics"))
+    )
+    return ModelRow(
+        name=entry.name,
+        status="broken" if entry.problem else _run_status(entry.path, config),
+        vocab=arch.get("vocab"),
+        layers=arch.get("layers"),
+        hidden=arch.get("hidden"),
+        params=_count_params(arch) or None,
+        valid_ppl=metrics.get("valid_ppl"),
+        tokens=metrics.get("trained_tokens"),
+        size=entry.size,
+        saved=config.get("saved"),
+        path=str(entry.path),
+        problem=entry.problem,
+    )
+
+
+def _run_status(path: Path, config: dict) -> str:
+    from wordlstm.resume import run_status
+
+    return run_status(path, config)
+
+
+def _count_params(arch: dict) -> int:
+    """Parameters of an architecture as config.json records it (0 if it is unreadable)."""
+    from wordlstm.model import Architecture
+
+    try:
+        return Architecture(**arch).param_count()
+    except (TypeError, WordlstmError):
+        return 0
+
+
+@dataclass
+class ModelDetails:
+    """Everything config.json records about a model, and its run's status."""
+
+    name: str
+    path: Path
+    config: dict
+    params: int
+    status: str  # training, interrupted or finished
+    resume_command: str | None  # for an interrupted run: the command that resumes it
+
+
+def show(name: str) -> ModelDetails:
+    """The details of model `name` (a store name or a folder), checked to load."""
+    import shlex
+
+    from wordlstm import store
+
+    path = store.resolve(name)
+    config, _, _ = store.load(path)
+    status = _run_status(path, config)
+    command = None
+    if status == "interrupted":
+        files = config.get("data", {}).get("files")
+        files = files if isinstance(files, list) and "-" in files else []
+        command = shlex.join(["wordlstm", "train", *map(str, files), "--model", name, "--resume"])
+    params = _count_params(config["architecture"])
+    return ModelDetails(name, path, config, params, status, command)
+
+
+def remove(name: str) -> Path:
+    """Deletes model `name` from the store (a model in training is refused); its path."""
+    from wordlstm import store
+
+    path = store.resolve(name)
+    store.remove(path)
+    return path
