@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [
@@ -140,11 +141,19 @@ def tiny_job(
     )
 
 
-def max_difference(a: Path, b: Path, file: str = "weights.npz") -> float:
-    """The largest absolute difference between the arrays of two model folders' npz files."""
-    with np.load(a / file) as x, np.load(b / file) as y:
-        assert sorted(x.files) == sorted(y.files)
-        return max(float(np.abs(x[k] - y[k]).max()) for k in x.files)
+def arrays(file: Path) -> dict[str, np.ndarray]:
+    """The arrays of an npz or safetensors file."""
+    if file.suffix == ".safetensors":
+        return load_file(file)
+    with np.load(file, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def max_difference(a: Path, b: Path, file: str = "model.safetensors") -> float:
+    """The largest absolute difference between the arrays of two model folders' files."""
+    x, y = arrays(a / file), arrays(b / file)
+    assert sorted(x) == sorted(y)
+    return max(float(np.abs(x[k] - y[k]).max()) for k in x)
 
 
 @pytest.fixture

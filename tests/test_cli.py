@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import TINY, cli_env, read_line, run
+from safetensors.numpy import load_file
 
 from wordlstm import __version__
 
@@ -33,9 +34,9 @@ def test_train_writes_a_model_folder_with_the_contract_files(trained):
     assert config["dropout"] == 0.0
     assert config["recipe"]["forget_bias"] == 1.0  # the default: forget gates start open
     assert config["metrics"]["valid_ppl"] > 1
-    with np.load(folder / "weights.npz", allow_pickle=False) as w:
-        names = set(w.files)
-        assert all(w[n].dtype == np.float32 for n in names)
+    w = load_file(folder / "model.safetensors")
+    names = set(w)
+    assert all(w[n].dtype == np.float32 for n in names)
     assert names == {
         "encoder.weight",
         "rnn.weight_ih_l0",
@@ -96,13 +97,9 @@ def test_same_seed_same_weights(home, corpus):
         home=home,
         check=True,
     )
-    with (
-        np.load(home / "a" / "weights.npz") as a,
-        np.load(home / "b" / "weights.npz") as b,
-        np.load(home / "c" / "weights.npz") as c,
-    ):
-        assert all(np.array_equal(a[n], b[n]) for n in a.files)
-        assert not np.array_equal(a["encoder.weight"], c["encoder.weight"])
+    a, b, c = (load_file(home / name / "model.safetensors") for name in "abc")
+    assert all(np.array_equal(a[n], b[n]) for n in a)
+    assert not np.array_equal(a["encoder.weight"], c["encoder.weight"])
 
 
 def test_complete_shows_top_words_with_probabilities(trained):

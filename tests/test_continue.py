@@ -296,10 +296,10 @@ def test_the_old_validation_text_given_by_a_relative_valid_path_is_found(
 )  # fmt: skip
 def test_continue_refuses_flags_that_disagree_with_the_model(base, store, flags, words):
     home, new = base
-    before = (store / "m" / "weights.npz").read_bytes()
+    before = (store / "m" / "model.safetensors").read_bytes()
     proc = run("train", str(new), "--model", "m", "--continue", *flags, home=store)
     assert_one_error_line(proc, 2, *words)
-    assert (store / "m" / "weights.npz").read_bytes() == before
+    assert (store / "m" / "model.safetensors").read_bytes() == before
 
 
 def test_grow_vocab_needs_continue(base, store):

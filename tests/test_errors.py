@@ -19,6 +19,7 @@ from conftest import (
     run,
     tiny_job,
 )
+from safetensors.numpy import load_file, save_file
 
 from wordlstm import resume, store
 from wordlstm.checkpoint import load_model
@@ -58,19 +59,18 @@ def test_path_that_is_no_model_folder(home, tmp_path):
 def test_truncated_weights(trained, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(trained / "default", broken)
-    weights = broken / "weights.npz"
+    weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     proc = run("score", "--model", str(broken), input="The cat\n", home=tmp_path)
-    assert_one_error_line(proc, 2, "weights.npz")
+    assert_one_error_line(proc, 2, "model.safetensors")
 
 
 def test_weights_that_do_not_fit_the_config(trained, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(trained / "default", broken)
-    with np.load(broken / "weights.npz") as w:
-        arrays = {n: w[n] for n in w.files}
-    arrays["rnn.weight_hh_l0"] = arrays["rnn.weight_hh_l0"][:, :-1]
-    np.savez(broken / "weights.npz", **arrays)
+    arrays = load_file(broken / "model.safetensors")
+    arrays["rnn.weight_hh_l0"] = np.ascontiguousarray(arrays["rnn.weight_hh_l0"][:, :-1])
+    save_file(arrays, broken / "model.safetensors")
     proc = run("complete", "The", "--model", str(broken), home=tmp_path)
     assert_one_error_line(proc, 2, "rnn.weight_hh_l0")
 
@@ -100,14 +100,11 @@ def test_invalid_model_name_cannot_escape_the_store(home, corpus):
 
 # `wordlstm train ARGS[4:]` killed just before the NTH call of FUNCTION in its SAVE-th save
 SAVE_KILLER = """
-import io, os, shutil, signal, sys
-import numpy as np
+import builtins, os, shutil, signal, sys
 from wordlstm import store
 from wordlstm.cli import main
 
 function, save, nth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-module = {"rmtree": shutil, "savez": np}.get(function, os)
-real_save, real_step = store.save, getattr(module, function)
 saves = calls = 0
 
 def counting_save(*args, **kwargs):
@@ -119,16 +116,39 @@ def dying_step(*args, **kwargs):
     global calls
     calls += saves == save
     if saves == save and calls == nth:
-        if function == "savez":  # half of the archive reaches the file, then the kill
-            archive = io.BytesIO()
-            real_step(archive, *args[1:], **kwargs)
-            args[0].write(archive.getvalue()[: len(archive.getvalue()) // 2])
-            args[0].flush()
         os.kill(os.getpid(), signal.SIGKILL)
     return real_step(*args, **kwargs)
 
+class HalfWritten:  # takes half of what is written to it, then the process is killed
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def weights_open(file, mode="r", *args, **kwargs):
+    f = builtins.open(file, mode, *args, **kwargs)
+    if saves == save and str(file).endswith(store.WEIGHTS) and "x" in mode:
+        return HalfWritten(f)
+    return f
+
+real_save = store.save
 store.save = counting_save
-setattr(module, function, dying_step)
+if function == "weights":  # half of the weights file reaches the disk, then the kill
+    store.open = weights_open
+else:
+    module = shutil if function == "rmtree" else os
+    real_step = getattr(module, function)
+    setattr(module, function, dying_step)
 sys.argv = ["wordlstm", "train", *sys.argv[4:]]
 main()
 """
@@ -136,8 +156,8 @@ main()
 
 def kill_in_save(home, function: str, save: int, nth: int, args: list[str]):
     """Runs `wordlstm train ARGS` killed with SIGKILL just before the nth call of `function`
-    (os.fsync, os.rename, shutil.rmtree) in its save-th save of the model; "savez" kills it
-    in the middle of writing the save's weights.npz, half of it written."""
+    (os.fsync, os.rename, shutil.rmtree) in its save-th save of the model; "weights" kills it
+    in the middle of writing the save's model.safetensors, half of it written."""
     killed = subprocess.run(
         [sys.executable, "-c", SAVE_KILLER, function, str(save), str(nth), *args],
         env=cli_env(home),
@@ -157,7 +177,7 @@ def test_sigkill_during_training_leaves_the_previous_save_loadable(home, corpus,
     run("train", *args, "--epochs", "1", home=home, check=True)
     for save in (1, 2, 3):
         before = resume.read(home / "m").state.epoch
-        kill_in_save(home, "savez", save, 1, [*args, "--epochs", "50", "--resume"])
+        kill_in_save(home, "weights", save, 1, [*args, "--epochs", "50", "--resume"])
         check = run("score", "--model", "m", input="The cat sat.\n", home=home)
         assert check.returncode == 0, (save, check.err)
         assert len(check.out.splitlines()) == 1
@@ -179,7 +199,7 @@ def uninterrupted(tmp_path_factory, corpus):
 
 @pytest.mark.parametrize(
     "function, nth, kept",
-    [("fsync", 1, 1), ("savez", 1, 1), ("fsync", 6, 1), ("rename", 1, 1), ("rename", 2, 1),
+    [("fsync", 1, 1), ("weights", 1, 1), ("fsync", 6, 1), ("rename", 1, 1), ("rename", 2, 1),
      ("rmtree", 1, 2)],
     ids=["writing files", "in the middle of writing the weights", "before the folder fsync",
          "before moving the old model away", "between the renames",
@@ -257,8 +277,12 @@ class RunsOnUnpickle:
 
 @pytest.mark.parametrize("file", ["weights.npz", "training.npz"])
 def test_a_pickle_payload_never_runs(trained, tmp_path, corpus, file):
+    """In the resume state, or in the weights of a folder in 0.1's format (weights.npz)."""
     folder = tmp_path / "evil"
     shutil.copytree(trained / "default", folder)
+    if file == "weights.npz":
+        np.savez(folder / file, **load_file(folder / "model.safetensors"))
+        (folder / "model.safetensors").unlink()
     marker = tmp_path / "pwned"
     with np.load(folder / file) as data:
         arrays = {name: data[name] for name in data.files}
@@ -278,10 +302,9 @@ def other_tokenizer(folder):
 
 
 def rename_array(folder):
-    with np.load(folder / "weights.npz") as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = load_file(folder / "model.safetensors")
     arrays["decoder.b"] = arrays.pop("decoder.bias")
-    np.savez(folder / "weights.npz", **arrays)
+    save_file(arrays, folder / "model.safetensors")
 
 
 def edit_config(**changes):
@@ -328,7 +351,7 @@ def test_a_name_never_leaves_the_store(home, corpus, tmp_path):
     work.mkdir()
     run("train", str(corpus), *TINY, "--epochs", "1", "--model", "../outside", home=home,
         cwd=work, check=True)  # fmt: skip
-    assert (tmp_path / "outside" / "weights.npz").exists()
+    assert (tmp_path / "outside" / "model.safetensors").exists()
     assert not home.exists() or os.listdir(home) == []
     assert_one_error_line(run("complete", "x", "--model", "in/../side", home=home, cwd=work), 2)
 

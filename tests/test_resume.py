@@ -13,6 +13,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 from conftest import TINY, assert_one_error_line, max_difference, run, start_training, tiny_job
+from safetensors.numpy import load_file
 
 import wordlstm.training
 from wordlstm import resume
@@ -515,5 +516,5 @@ def test_averaged_weights_are_validated_saved_and_resumed_exactly(corpus, tmp_pa
     assert max_difference(interrupted, reference) <= 1e-6
     assert max_difference(interrupted, reference, "training.npz") <= 1e-6
     if best > first_plateau:
-        with np.load(reference / "weights.npz") as w:
-            assert not np.array_equal(w["encoder.weight"], current["encoder.weight"])
+        w = load_file(reference / "model.safetensors")
+        assert not np.array_equal(w["encoder.weight"], current["encoder.weight"])

@@ -17,6 +17,7 @@ import pytest
 from conftest import cli_env, read_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.numpy import load_file, save
 
 from wordlstm import store
 from wordlstm.errors import BadInput, RunFailure
@@ -104,7 +105,7 @@ def test_round_trip(home):
     assert config == {"format_version": store.FORMAT_VERSION, "counter": 7, "hidden": 2}
     assert json.loads(tokenizer) == {"counter": 7}
     expected = model(7)["weights"]
-    assert list(weights) == list(expected)  # dotted PyTorch names survive np.savez
+    assert sorted(weights) == sorted(expected)  # dotted PyTorch names survive the file
     for key, array in expected.items():
         assert weights[key].dtype == np.float32
         np.testing.assert_array_equal(weights[key], array)
@@ -129,9 +130,9 @@ def test_overwrite_replaces_the_whole_model(home):
     assert weights["rnn.weight_ih_l0"].shape == (10,)
     assert sorted(os.listdir(path)) == [
         "config.json",
+        "model.safetensors",
         "tokenizer.json",
         "training.npz",
-        "weights.npz",
     ]
     assert hidden_entries(home) == []
 
@@ -177,7 +178,7 @@ def test_save_refuses_non_finite_weights_and_keeps_previous(home):
 
 
 def test_save_rejects_extra_names_that_clash_or_escape(tmp_path):
-    for name in ["weights.npz", "../x", ".hidden", "a/b"]:
+    for name in ["model.safetensors", "weights.npz", "../x", ".hidden", "a/b"]:
         with pytest.raises(ValueError):
             store.save(tmp_path / "m", **{**model(), "extra": {name: b""}})
     assert os.listdir(tmp_path) == []
@@ -191,16 +192,28 @@ def write_npz(path: Path, **arrays) -> None:
         np.savez(f, **arrays)
 
 
+def as_legacy(path: Path) -> Path:
+    """The model folder `path` turned into 0.1's format: weights.npz, no model.safetensors."""
+    write_npz(path / "weights.npz", **load_file(path / WEIGHTS))
+    (path / WEIGHTS).unlink()
+    return path / "weights.npz"
+
+
 def write_npy(path: Path) -> None:
-    with open(path / "weights.npz", "wb") as f:
+    with open(as_legacy(path), "wb") as f:
         np.save(f, np.ones(3, np.float32))
 
 
-def corrupt_truncated(path: Path) -> None:
-    data = (path / "weights.npz").read_bytes()
-    (path / "weights.npz").write_bytes(data[: len(data) // 2])
+def truncate(file: Path) -> None:
+    data = file.read_bytes()
+    file.write_bytes(data[: len(data) // 2])
 
 
+def write_safetensors(path: Path, **arrays) -> None:
+    (path / WEIGHTS).write_bytes(save(arrays))
+
+
+WEIGHTS = "model.safetensors"
 BAD_MODELS = {
     "bad json": (lambda p: (p / "config.json").write_text("{not json"), "config.json"),
     "json not an object": (lambda p: (p / "config.json").write_text("[1]"), "config.json"),
@@ -213,17 +226,21 @@ BAD_MODELS = {
     ),
     "newer version": (lambda p: (p / "config.json").write_text('{"format_version": 99}'), "newer"),
     "no tokenizer": (lambda p: (p / "tokenizer.json").unlink(), "tokenizer.json"),
-    "no weights": (lambda p: (p / "weights.npz").unlink(), "weights.npz"),
-    "truncated weights": (corrupt_truncated, "weights.npz"),
-    "empty weights": (lambda p: (p / "weights.npz").write_bytes(b""), "weights.npz"),
-    "npy not npz": (write_npy, "weights.npz"),
-    "raw pickle": (
-        lambda p: (p / "weights.npz").write_bytes(b"\x80\x04\x95\x05\x00\x00"),
+    "no weights": (lambda p: (p / WEIGHTS).unlink(), WEIGHTS),
+    "truncated weights": (lambda p: truncate(p / WEIGHTS), WEIGHTS),
+    "empty weights": (lambda p: (p / WEIGHTS).write_bytes(b""), WEIGHTS),
+    "raw pickle": (lambda p: (p / WEIGHTS).write_bytes(b"\x80\x04\x95\x05\x00\x00"), WEIGHTS),
+    "float64": (lambda p: write_safetensors(p, w=np.ones(2)), "float32"),
+    "int32": (lambda p: write_safetensors(p, w=np.ones(2, np.int32)), "float32"),
+    "nan": (lambda p: write_safetensors(p, w=np.array([np.nan], np.float32)), "NaN"),
+    "0.1: truncated weights": (lambda p: truncate(as_legacy(p)), "weights.npz"),
+    "0.1: npy not npz": (write_npy, "weights.npz"),
+    "0.1: raw pickle": (
+        lambda p: as_legacy(p).write_bytes(b"\x80\x04\x95\x05\x00\x00"),
         "weights.npz",
     ),
-    "float64": (lambda p: write_npz(p / "weights.npz", w=np.ones(2)), "float32"),
-    "int32": (lambda p: write_npz(p / "weights.npz", w=np.ones(2, np.int32)), "float32"),
-    "nan": (lambda p: write_npz(p / "weights.npz", w=np.array([np.nan], np.float32)), "NaN"),
+    "0.1: float64": (lambda p: write_npz(as_legacy(p), w=np.ones(2)), "float32"),
+    "0.1: nan": (lambda p: write_npz(as_legacy(p), w=np.array([np.nan], np.float32)), "NaN"),
 }
 
 
@@ -248,10 +265,10 @@ def test_load_missing_and_non_model_folders(home, tmp_path):
         store.load(tmp_path / "plain")
 
 
-def test_load_accepts_big_endian_float32(tmp_path):
+def test_load_accepts_big_endian_float32_of_0_1(tmp_path):
     path = tmp_path / "m"
     store.save(path, **model())
-    write_npz(path / "weights.npz", w=np.arange(3, dtype=">f4"))
+    write_npz(as_legacy(path), w=np.arange(3, dtype=">f4"))
     weights = store.load(path)[2]
     assert weights["w"].dtype == np.float32
     np.testing.assert_array_equal(weights["w"], [0, 1, 2])
@@ -267,12 +284,12 @@ class TouchOnUnpickle:
         return (open, (str(self.marker), "w"))
 
 
-def test_load_never_unpickles(tmp_path):
+def test_load_never_unpickles_a_0_1_folder(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "m"
     store.save(path, **model())
     payload = np.array([TouchOnUnpickle(marker)], dtype=object)
-    write_npz(path / "weights.npz", w=np.ones(2, np.float32), payload=payload)
+    write_npz(as_legacy(path), w=np.ones(2, np.float32), payload=payload)
     # The payload works: a careless np.load runs it.
     with np.load(path / "weights.npz", allow_pickle=True) as data:
         data["payload"][0].close()
@@ -287,7 +304,7 @@ def test_load_never_unpickles(tmp_path):
 def good_weights(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("fuzz") / "m"
     store.save(path, **model(5))
-    return (path / "weights.npz").read_bytes()
+    return (path / WEIGHTS).read_bytes()
 
 
 @settings(
@@ -303,7 +320,7 @@ def test_damaged_weights_load_or_raise_bad_input(tmp_path, good_weights, data):
         position = data.draw(st.integers(0, len(damaged) - 1))
         damaged[position] ^= data.draw(st.integers(1, 255))
     cut = data.draw(st.integers(0, len(damaged)))
-    (path / "weights.npz").write_bytes(bytes(damaged[:cut]))
+    (path / WEIGHTS).write_bytes(bytes(damaged[:cut]))
     try:
         weights = store.load(path)[2]
     except BadInput as e:

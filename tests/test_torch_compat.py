@@ -1,5 +1,6 @@
-"""The saved weights load into torch.nn.Embedding / nn.LSTM / nn.Linear unchanged and give
-the log-probabilities that `wordlstm score --json --per-token` prints.
+"""The saved weights, read with `safetensors.torch.load_file`, load into torch.nn.Embedding /
+nn.LSTM / nn.Linear unchanged and give the log-probabilities that `wordlstm score --json
+--per-token` prints.
 
 Runs where PyTorch is installed (`pip install torch`) and is skipped elsewhere, except in CI
 (CI=true), which installs it for this test alone (.ci/run): there a missing torch is an
@@ -17,6 +18,7 @@ if os.environ.get("CI", "").lower() in ("true", "1"):
     import torch  # CI must run the comparison: no torch there fails the collection
 else:
     torch = pytest.importorskip("torch")
+from safetensors.torch import load_file  # noqa: E402  (needs torch)
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -26,8 +28,7 @@ def test_torch_gives_the_same_log_probs(home, corpus, tied):
     folder = home / "default"
     config = json.loads((folder / "config.json").read_text())
     arch = config["architecture"]
-    with np.load(folder / "weights.npz", allow_pickle=False) as w:
-        state = {n: torch.from_numpy(w[n]) for n in w.files}
+    state = load_file(folder / "model.safetensors")  # as a PyTorch user loads it
 
     encoder = torch.nn.Embedding(arch["vocab"], arch["embed"])
     rnn = torch.nn.LSTM(arch["embed"], arch["hidden"], arch["layers"])

@@ -1,5 +1,5 @@
 """A trained model as a store folder: LanguageModel + Tokenizer + facts <-> config.json,
-tokenizer.json and weights.npz, with every cross-check a loader needs."""
+tokenizer.json and model.safetensors, with every cross-check a loader needs."""
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -62,7 +62,7 @@ def load_model(model: str) -> Loaded:
         raise BadInput(f"{path / 'config.json'}: bad or missing architecture ({e})") from None
     if 4 * arch.layers > len(weights):  # before anything loops over a hostile number of layers
         raise BadInput(
-            f"{path}: config.json gives {arch.layers} layers, more than {store.WEIGHTS} holds"
+            f"{path}: config.json gives {arch.layers} layers, more than its weights hold"
         )
     tokenizer = Tokenizer.from_str(tokenizer_json, str(path / store.TOKENIZER))
     if tokenizer.vocab_size != arch.vocab:

@@ -28,7 +28,7 @@ _TINY_SUM, _HUGE_SUM = 1e-30, 1e38  # softmax row sums safely inside float32's r
 
 @dataclass(frozen=True)
 class Architecture:
-    """The shape of a model: what must agree between config.json and weights.npz."""
+    """The shape of a model: what must agree between config.json and the weights."""
 
     vocab: int
     embed: int

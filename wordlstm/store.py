@@ -1,7 +1,9 @@
 """The checkpoint store: where models live, and how they are saved and loaded safely.
 
-A model is a folder holding `config.json`, `tokenizer.json`, `weights.npz` and optional extra
-files (resume state). A model given by NAME lives in `home()`; any folder can be given by path.
+A model is a folder holding `config.json`, `tokenizer.json`, `model.safetensors` and optional
+extra files (resume state). Folders written by wordlstm 0.1 hold `weights.npz` instead: they
+load as they did, and their next save writes `model.safetensors`. A model given by NAME lives
+in `home()`; any folder can be given by path.
 
 A save survives a kill at any instant. `save` writes the complete model into a fresh sibling
 folder `.NAME.new-PID` and fsyncs every file and that folder. Then it renames the current model
@@ -16,7 +18,8 @@ before a model is read or written can always restore one:
 
 Renames and recovery hold an exclusive `flock` on the parent folder and loads a shared one, so a
 load never sees a model between the two renames and never repairs a save that is still running.
-Loading never runs code from the files: JSON, and npz read with `allow_pickle=False`.
+Loading never runs code from the files: JSON, safetensors (a JSON header and raw arrays, by
+design of the format), and npz read with `allow_pickle=False`.
 
 A training run holds `writer_lock` on `.NAME.lock` beside the model for its whole length, so a
 second run into the same model is refused at once; the kernel drops a flock when its process
@@ -47,13 +50,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError
 
 from .errors import BadInput, RunFailure, WordlstmError
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
-WEIGHTS = "weights.npz"
+WEIGHTS = "model.safetensors"
+LEGACY_WEIGHTS = "weights.npz"  # wordlstm 0.1's weights file, still read
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _LEFTOVER = re.compile(r"\.(.+)\.(?:old|(?:new|del)-\d+)")
@@ -128,9 +134,10 @@ def save(
     files = {
         CONFIG: json.dumps({"format_version": FORMAT_VERSION, **settings}, indent=2).encode(),
         TOKENIZER: tokenizer_json.encode(),
+        WEIGHTS: safetensors.numpy.save(arrays),
     }
     for name, data in (extra or {}).items():
-        if not _NAME.fullmatch(name) or name in (CONFIG, TOKENIZER, WEIGHTS):
+        if not _NAME.fullmatch(name) or name in (CONFIG, TOKENIZER, WEIGHTS, LEGACY_WEIGHTS):
             raise ValueError(f"invalid extra file name {name!r}")
         files[name] = bytes(data)
     _check_replaceable(path)
@@ -145,9 +152,6 @@ def save(
                 with open(new / name, "xb") as f:
                     f.write(data)
                     _sync(f)
-            with open(new / WEIGHTS, "xb") as f:
-                np.savez(f, **arrays)
-                _sync(f)
             _fsync_folder(new)
             with _locked(path.parent, exclusive=True):
                 _repair(path)
@@ -187,7 +191,7 @@ def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
             tokenizer = (path / TOKENIZER).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise BadInput(f"cannot read {path / TOKENIZER}: {_why(e)}") from None
-        weights = _read_weights(path / WEIGHTS)
+        weights = _read_weights(path)
     return config, tokenizer, weights
 
 
@@ -235,7 +239,7 @@ def _entry(name: str, path: Path) -> Entry:
         config = _read_config(path)
         if "format_version" not in config:
             raise BadInput(f"{path / CONFIG} is not a wordlstm model's (no format_version)")
-        for needed in (TOKENIZER, WEIGHTS):
+        for needed in (TOKENIZER, _weights_file(path).name):
             if not (path / needed).is_file():
                 raise BadInput(f"{path} is incomplete: {needed} is missing")
     except BadInput as e:
@@ -304,12 +308,31 @@ def read_npz(file: Path) -> dict[str, np.ndarray]:
         raise RunFailure(f"not enough memory to load {file}") from e
     except _DAMAGED as e:
         raise BadInput(f"{file} is damaged or not an npz archive: {_why(e)}") from e
+    _check_numbers(file, arrays)
+    return arrays
+
+
+def read_safetensors(file: Path) -> dict[str, np.ndarray]:
+    """Every array of a safetensors file, fully read; BadInput if it is damaged."""
+    if not file.is_file():
+        raise BadInput(f"{file.parent} is incomplete: {file.name} is missing")
+    try:
+        arrays = safetensors.numpy.load(file.read_bytes())
+    except MemoryError as e:
+        raise RunFailure(f"not enough memory to load {file}") from e
+    except (*_DAMAGED, SafetensorError, TypeError) as e:
+        raise BadInput(f"{file} is damaged or not a safetensors file: {_why(e)}") from e
+    _check_numbers(file, arrays)
+    return arrays
+
+
+def _check_numbers(file: Path, arrays: dict) -> None:
+    """BadInput unless every array holds finite numbers."""
     for key, array in arrays.items():
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
             raise BadInput(f"{file}: {key!r} is not an array of numbers")
         if not np.isfinite(array).all():
             raise BadInput(f"{file}: {key!r} holds NaN or infinity")
-    return arrays
 
 
 @contextlib.contextmanager
@@ -463,9 +486,19 @@ def _check_replaceable(path: Path) -> None:
     raise BadInput(f"refusing to overwrite {path}: it is not a wordlstm model folder")
 
 
-def _read_weights(file: Path) -> dict[str, np.ndarray]:
-    """Every array of weights.npz; BadInput if it is damaged or not all float32."""
-    arrays = read_npz(file)
+def _weights_file(path: Path) -> Path:
+    """The weights file of model folder `path`: model.safetensors, or 0.1's weights.npz if
+    only that one is there."""
+    if not (path / WEIGHTS).exists() and (path / LEGACY_WEIGHTS).exists():
+        return path / LEGACY_WEIGHTS
+    return path / WEIGHTS
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    """Every array of model folder `path`'s weights; BadInput if they are damaged or not all
+    float32."""
+    file = _weights_file(path)
+    arrays = read_npz(file) if file.name == LEGACY_WEIGHTS else read_safetensors(file)
     for key, array in arrays.items():
         if array.dtype.kind != "f" or array.itemsize != 4:
             raise BadInput(f"{file}: {key!r} is not a float32 array")
