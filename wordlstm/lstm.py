@@ -18,7 +18,7 @@ Arrays are feature-major, as in the equations: a layer's input is (in, T, B), on
 token, and each step's gates are a (4H, B) block, one column per sequence, so each gate is a
 contiguous block of rows. The backward pass's product in the time loop, W_hh.T @ dgates, then
 has the weights on the left, which OpenBLAS runs faster than the same product with the
-batch on the left (the forward's W_hh @ h_{t-1} is even either way; benchmarks/NOTES.md).
+batch on the left (the forward's W_hh @ h_{t-1} runs as fast either way).
 
 The backward pass is backpropagation through time: it walks the steps in reverse, carrying
 dL/dh and dL/dc from step t+1 to step t, and keeps each step's gate gradients so that the
@@ -63,36 +63,46 @@ def forward(
     """Runs the layer over x (in, T, B) from state h0, c0 (B, H); returns h_1..h_T as (H, T, B)."""
     n_in, T, B = x.shape
     H = h0.shape[-1]
-    # sigmoid(z) = (1 + tanh(z/2)) / 2: with the rows of i, f and o halved in the weights and
-    # the bias, one tanh over all four gates serves them all
-    scale = xp.full((4 * H, 1), 0.5, dtype=x.dtype)
-    scale[2 * H : 3 * H] = 1.0
-    projected = ((w_ih * scale) @ x.reshape(n_in, T * B)).reshape(4 * H, T, B)
+    half = sigmoid_rows_halved(H, x.dtype)  # the pre-activations `gates_via_one_tanh` takes
+    projected = ((w_ih * half) @ x.reshape(n_in, T * B)).reshape(4 * H, T, B)
     # the inputs' share of every step's gates, plus the bias, laid out step by step as the
-    # loop reads them (adding a step's strided slice of `projected` instead costs 4x as much)
+    # loop reads them (adding a step's strided slice of `projected` instead costs more)
     gates = xp.empty((T, 4 * H, B), dtype=x.dtype)
-    xp.add(projected.transpose(1, 0, 2), bias[:, None] * scale, out=gates)
-    w_hh = w_hh * scale
+    xp.add(projected.transpose(1, 0, 2), bias[:, None] * half, out=gates)
+    w_hh = w_hh * half
     h = xp.empty((H, T + 1, B), dtype=x.dtype)
     c = xp.empty((T + 1, H, B), dtype=x.dtype)
     tanh_c = xp.empty((T, H, B), dtype=x.dtype)
-    ig = xp.empty((H, B), dtype=x.dtype)
     recurrent = xp.empty((4 * H, B), dtype=x.dtype)
     h[:, 0], c[0] = h0.T, c0.T
     for t in range(T):
-        a = gates[t]
-        a += xp.matmul(w_hh, h[:, t], out=recurrent)
-        xp.tanh(a, out=a)  # g is done; i, f and o hold tanh(z/2) ...
-        for s in (a[: 2 * H], a[3 * H :]):
-            s *= 0.5
-            s += 0.5  # ... and now (1 + tanh(z/2)) / 2 = sigmoid(z)
-        i, f, g, o = split_gates(a)
-        xp.multiply(f, c[t], out=c[t + 1])
-        xp.multiply(i, g, out=ig)
-        c[t + 1] += ig
+        z = gates[t]  # W_ih x_t + b, then + W_hh h_{t-1}: the four gates' pre-activations
+        z += xp.matmul(w_hh, h[:, t], out=recurrent)
+        i, f, g, o = gates_via_one_tanh(z)  # sigmoid, sigmoid, tanh, sigmoid
+        c[t + 1] = f * c[t] + i * g
         xp.tanh(c[t + 1], out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=h[:, t + 1])
+        h[:, t + 1] = o * tanh_c[t]
     return h[:, 1:], LayerCache(x, gates, h, c, tanh_c)
+
+
+def sigmoid_rows_halved(H: int, dtype) -> "xp.ndarray":
+    """(4H, 1) factors that halve the rows of i, f and o and keep g's: what the weights and
+    the bias are scaled by for `gates_via_one_tanh`."""
+    half = xp.full((4 * H, 1), 0.5, dtype=dtype)
+    half[2 * H : 3 * H] = 1.0
+    return half
+
+
+def gates_via_one_tanh(z: "xp.ndarray") -> tuple:
+    """i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g), o = sigmoid(z_o), in place in
+    z (4H, B), whose rows of i, f and o hold z/2: since sigmoid(z) = (1 + tanh(z/2)) / 2,
+    one tanh call over all four gates serves them all, cheaper than a tanh and an exp."""
+    H = z.shape[0] // 4
+    xp.tanh(z, out=z)
+    for s in (z[: 2 * H], z[3 * H :]):  # i and f, then o
+        s *= 0.5
+        s += 0.5
+    return split_gates(z)
 
 
 def backward(

@@ -14,7 +14,7 @@ recurrent weights, and the AR and TAR penalties (`regularisers`).
 import math
 from dataclasses import asdict, dataclass, replace
 
-from wordlstm import lstm, regularisers
+from wordlstm import lstm, regularisers, softmax
 from wordlstm.backend import DTYPE, xp
 from wordlstm.errors import BadInput, SettingError
 from wordlstm.optim import RowGradient
@@ -23,7 +23,6 @@ from wordlstm.regularisers import Regularisers
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
 # float32 while keeping the products large enough for BLAS to run near its peak.
 _DECODER_CELLS = 8_000_000  # 32 MB of float32 logits: below malloc's reuse limit (backend)
-_TINY_SUM, _HUGE_SUM = 1e-30, 1e38  # softmax row sums safely inside float32's range
 
 
 @dataclass(frozen=True)
@@ -95,23 +94,6 @@ def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> Non
     xp.add.at(flat, index.reshape(-1), rows.reshape(-1))
 
 
-def decoder_block(params: dict, arch: Architecture) -> "xp.ndarray":
-    """Moves the decoder's weight W (V, H) and bias b into one (H + 2, V) array, the rows
-    [W^T; b; 1], and leaves views of it in params. The logits z = [h, 1] @ [W^T; b] then
-    come with their bias out of one product, e @ [W^T; b; 1]^T gives e @ W and the row sums
-    of e at once, and the gradient [dW^T; db] is one product too. Rows rather than columns:
-    W's view is then one stretch of memory (in column order), which NumPy's elementwise
-    passes (the optimizer's) cover at full speed; a view with gaps at each row's end they
-    walk row by row, several times slower (benchmarks/NOTES.md)."""
-    name = "encoder.weight" if arch.tied else "decoder.weight"
-    W, b = params[name], params["decoder.bias"]
-    H = W.shape[1]
-    block = xp.empty((H + 2, W.shape[0]), dtype=W.dtype)
-    block[:H], block[H], block[H + 1] = W.T, b, 1.0
-    params[name], params["decoder.bias"] = block[:H].T, block[H]
-    return block
-
-
 def initial(name: str, shape: tuple, hidden: int, rng, dtype=DTYPE) -> "xp.ndarray":
     """A parameter as PyTorch initialises it: the decoder bias 0, LSTM weights and biases
     U(-1/sqrt(hidden), 1/sqrt(hidden)), the embedding and decoder weights U(-0.1, 0.1)."""
@@ -134,7 +116,10 @@ class LanguageModel:
         if not isinstance(dropout, Regularisers):
             dropout = Regularisers.everywhere(dropout)
         self.regularisers = dropout
-        self._decoder = decoder_block(params, arch)
+        # the decoder's weight and bias become views of one block [W^T; b; 1] (`softmax`)
+        name, H = "encoder.weight" if arch.tied else "decoder.weight", arch.hidden
+        self._decoder = softmax.decoder_block(params[name], params["decoder.bias"])
+        params[name], params["decoder.bias"] = self._decoder[:H].T, self._decoder[H]
 
     @classmethod
     def init(
@@ -272,86 +257,19 @@ class LanguageModel:
             p[f"rnn.bias_ih_l{k}"] + p[f"rnn.bias_hh_l{k}"],
         )
 
-    def _softmax_blocks(
-        self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False, grad: bool = False
-    ):
-        """The decoder's softmax in blocks of rows, so the N x V logits never exist at once.
-        Yields (first row, targets, h1, e, true, rank, right) per block: h1 = [h, 1], the
-        block's rows of the decoder's input; e = exp(z - shift) for the logits
-        z = h1 @ [W^T; b]; true the targets' z - shift; each target's rank among the logits
-        (if asked); and right = e @ [W^T; b; 1]^T = [e @ W, e @ b, e @ 1] when grad (the
-        gradient needs e @ W) or else e @ 1. Either way the row sums of e are right's last
-        column (or right itself), and log p(target) = true - log(sums)."""
-        H, V = self.arch.hidden, self.arch.vocab
-        N = out.shape[0]
-        targets = targets.reshape(N)
-        rows = min(N, max(1, _DECODER_CELLS // V))
-        block = xp.empty((rows, V), dtype=out.dtype)  # reused by every block
-        h1 = xp.ones((rows, H + 1), dtype=out.dtype)  # [h, 1], for the bias
-        w_b = self._decoder[: H + 1]
-        # the sums as a product too (one BLAS call, 3x numpy's sum here)
-        right = self._decoder.T if grad else self._decoder[H + 1]
-        for s in range(0, N, rows):
-            y = targets[s : s + rows]
-            n = len(y)
-            h1[:n, :H] = out[s : s + n]
-            z = xp.matmul(h1[:n], w_b, out=block[:n])
-            true = z[xp.arange(n), y]
-            rank = (z > true[:, None]).sum(axis=1) if ranks else None
-            with xp.errstate(over="ignore", under="ignore", invalid="ignore"):
-                xp.exp(z, out=z)
-                prod = z @ right
-            sums = prod[:, -1] if grad else prod
-            # exp leaves float32's range past a logit of about +-88; the usual block never
-            # comes near, so the shift by each row's max is only made where the sums show it
-            if not (float(sums.min()) > _TINY_SUM and float(sums.max()) < _HUGE_SUM):
-                z = xp.matmul(h1[:n], w_b, out=z)
-                z -= z.max(axis=1)[:, None]
-                true = z[xp.arange(n), y]
-                xp.exp(z, out=z)
-                prod = z @ right
-            yield s, y, h1[:n], z, true, rank, prod
-
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
         gradient. Returns the loss, dL/dout and the decoder's gradients."""
-        N, H = out.shape
-        W_t = self._decoder[:H]  # W^T, (H, V)
-        dout = xp.empty_like(out)
-        d_block = xp.empty((H + 1, self.arch.vocab), dtype=out.dtype)  # [dW^T; db]
-        total = 0.0
-        for s, y, h1, e, true, _, right in self._softmax_blocks(out, targets, grad=True):
-            n = len(y)
-            sums = right[:, -1]
-            total += float(xp.sum(xp.log(sums) - true))
-            # dL/dz = (softmax - onehot) / N = r * (e - sums * onehot) with r = 1 / (N sums)
-            # per row. So dL/dh = r * (e @ W) - W[y] / N, with e @ W from the block's product;
-            # for [dW^T; db] = [h, 1]^T @ dL/dz the target entries of e change in place, and r
-            # scales the small (n, H + 1) side of the product instead of the (n, V) block
-            r = 1.0 / (sums * N)
-            xp.multiply(right[:, :H], r[:, None], out=dout[s : s + n])
-            dout[s : s + n] -= W_t[:, y].T * (1.0 / N)
-            e[xp.arange(n), y] -= sums
-            h1_r = h1 * r[:, None]
-            if s == 0:
-                xp.matmul(h1_r.T, e, out=d_block)
-            else:
-                d_block += h1_r.T @ e
+        H = self.arch.hidden
+        loss, dout, d_block = softmax.cross_entropy(self._decoder, out, targets, _DECODER_CELLS)
         decoder = {"decoder.bias": d_block[H]}
         decoder["encoder.weight" if self.arch.tied else "decoder.weight"] = d_block[:H].T
-        return total / N, dout, decoder
+        return loss, dout, decoder
 
     def score(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False) -> tuple:
         """log p of each target after each row of the decoder's input, and with ranks=True
         how many tokens the model finds likelier than each target (0 = its first choice)."""
-        N = out.shape[0]
-        log_probs = xp.empty(N, dtype=xp.float64)
-        rank = xp.empty(N, dtype=xp.int64) if ranks else None
-        for s, y, _, _, true, r, sums in self._softmax_blocks(out, targets, ranks):
-            log_probs[s : s + len(y)] = true - xp.log(sums)
-            if ranks:
-                rank[s : s + len(y)] = r
-        return log_probs, rank
+        return softmax.target_log_probs(self._decoder, out, targets, _DECODER_CELLS, ranks)
 
     def backward(
         self, cache: Cache, dout: "xp.ndarray", decoder_grads: dict, dstate: tuple | None = None
