@@ -180,6 +180,10 @@ WORKERS = {
 
 
 def worker(side: str, task: str, config: str, steps: int) -> None:
+    if side == "numpy" and task != "matmul":  # as the command line does
+        from wordlstm.backend import keep_freed_memory
+
+        keep_freed_memory()
     if task == "matmul":
         values = matmul_peak(steps)
     else:

@@ -130,3 +130,20 @@ def test_models_and_show(trained, monkeypatch):
     assert [r.name for r in rows] == ["default"] and rows[0].status == "finished"
     details = wordlstm.show("default")
     assert details.params == rows[0].params and details.resume_command is None
+
+
+def test_importing_wordlstm_has_no_side_effects_on_the_process():
+    """No module below the CLI runs a call at import (such as backend's mallopt): module
+    bodies are definitions and assignments only. (cli.py builds its typer app.)"""
+    for path in sorted((ROOT / "wordlstm").glob("*.py")):
+        if path.name == "cli.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant):
+                pytest.fail(f"{path.name}:{node.lineno} runs {ast.unparse(node)[:60]} at import")
+
+
+def test_complete_word_finishes_the_word_being_typed(trained, monkeypatch):
+    monkeypatch.setenv("WORDLSTM_HOME", str(trained))
+    words = [p.word for p in wordlstm.load("default").complete_word("The ca", top=3)]
+    assert words and all(w.lower().startswith("ca") for w in words)

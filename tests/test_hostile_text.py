@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from wordlstm.checkpoint import load_model
 from wordlstm.pipeline import complete, score_lines
-from wordlstm.text import iter_input_lines
+from wordlstm.text import LineReader
 
 HOSTILE_LINES = [
     b"nul \x00 and bell \x07 and escape \x1b[31mred\x1b[0m",
@@ -94,7 +94,7 @@ def expected_lines(data: bytes) -> int:
 
 def check_stream(loaded, data: bytes) -> None:
     """Score and complete each line of `data`; one result each, finite, JSON on one line."""
-    lines = list(iter_input_lines(io.BytesIO(data)))
+    lines = list(LineReader([io.BytesIO(data)]))
     assert len(lines) == (expected_lines(data) if data else 0)
     scores = list(score_lines(loaded, lines, per_token=True))
     assert len(scores) == len(lines)

@@ -9,7 +9,12 @@ import pytest
 
 from wordlstm import text
 from wordlstm.errors import BadInput
-from wordlstm.text import LongLine, iter_input_lines, read_training_lines, ready_batches
+from wordlstm.text import PIECE_BYTES, LineReader, LongLine, read_training_lines, ready_batches
+
+
+def lines_of(stream, piece_bytes: int = PIECE_BYTES) -> LineReader:
+    """The lines of one untrusted byte stream, as the commands read their input."""
+    return LineReader([stream], piece_bytes)
 
 
 def write(tmp_path, name: str, data: bytes) -> str:
@@ -95,7 +100,7 @@ def test_input_lines_never_fail_and_keep_one_item_per_newline():
         + b"two\r\r\n"
         + b"no newline at end"
     )
-    assert list(iter_input_lines(io.BytesIO(data))) == [
+    assert list(lines_of(io.BytesIO(data))) == [
         "nul\x00byte",
         "crlf",
         "bad\ufffd\ufffdutf8",
@@ -109,14 +114,14 @@ def test_input_lines_never_fail_and_keep_one_item_per_newline():
 
 def test_input_lines_handle_a_huge_line_and_empty_input():
     huge = b"w " * 1_000_000
-    lines = list(iter_input_lines(io.BytesIO(huge + b"\nend\n"), piece_bytes=len(huge)))
+    lines = list(lines_of(io.BytesIO(huge + b"\nend\n"), piece_bytes=len(huge)))
     assert lines == [huge.decode(), "end"]
-    assert list(iter_input_lines(io.BytesIO(b""))) == []
+    assert list(lines_of(io.BytesIO(b""))) == []
 
 
 def test_a_line_longer_than_a_piece_comes_in_pieces_cut_after_a_space_or_tab():
     data = "\ufeffab cd\tef xxxxxxxxxx\r\nab\u20ac\u20ac\u20ac\nend".encode()
-    reader = iter_input_lines(io.BytesIO(data), piece_bytes=4)
+    reader = lines_of(io.BytesIO(data), piece_bytes=4)
     first = next(reader)
     assert isinstance(first, LongLine)
     assert list(first.pieces()) == [
@@ -135,7 +140,7 @@ def test_a_line_longer_than_a_piece_comes_in_pieces_cut_after_a_space_or_tab():
 
 
 def test_a_long_line_left_unread_is_skipped():
-    reader = iter_input_lines(io.BytesIO(b"one two three four\nnext\n"), piece_bytes=5)
+    reader = lines_of(io.BytesIO(b"one two three four\nnext\n"), piece_bytes=5)
     assert isinstance(next(reader), LongLine)
     assert list(reader) == ["next"]
 
@@ -145,7 +150,7 @@ def test_input_lines_stream_before_input_ends():
     with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb") as writer:
         writer.write(b"first line\nsecond")
         writer.flush()  # the writer stays open: more input may still come
-        lines = iter_input_lines(reader)
+        lines = lines_of(reader)
         got = []
         worker = threading.Thread(target=lambda: got.append(next(lines)), daemon=True)
         worker.start()
@@ -173,7 +178,7 @@ def test_ready_batches_keeps_order_bounds_size_and_raises_in_place():
 
 
 def test_ready_batches_end_a_batch_at_a_long_line():
-    reader = iter_input_lines(io.BytesIO(b"a\nb\nc d e f g h\ni\n"), piece_bytes=4)
+    reader = lines_of(io.BytesIO(b"a\nb\nc d e f g h\ni\n"), piece_bytes=4)
     shapes = []
     for batch in ready_batches(reader, 16):
         shapes.append([x if isinstance(x, str) else "long" for x in batch])
@@ -186,7 +191,7 @@ def test_ready_batches_end_a_batch_at_a_long_line():
 def test_a_reader_tells_whether_a_line_has_arrived_without_waiting():
     read_fd, write_fd = os.pipe()
     with os.fdopen(read_fd, "rb") as reader, os.fdopen(write_fd, "wb", buffering=0) as writer:
-        lines = iter_input_lines(reader)
+        lines = lines_of(reader)
         writer.write(b"first\nsec")
         assert lines.ready() and next(lines) == "first"
         assert not lines.ready()  # half a line: taking it would wait

@@ -13,10 +13,10 @@ DTYPE = xp.float32
 
 def keep_freed_memory() -> None:
     """Asks glibc's malloc to keep freed blocks of up to 32 MB for reuse instead of handing
-    them back to the system. Each training step frees and allocates the same large arrays
-    (gates, logits, gradients); by default they come back as fresh pages that the kernel
-    must fault in and zero, a measurable share of every step at 2 x 650. A no-op where the
-    C library has no mallopt (macOS, musl)."""
+    them back to the system, for the whole process: called by the command line's entry and
+    at the start of training, never on import. Each step frees and allocates the same large
+    arrays (gates, logits, gradients); by default they come back as fresh pages that the
+    kernel must fault in and zero. A no-op where the C library has no mallopt (macOS, musl)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -24,9 +24,6 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's largest allowed threshold
     mallopt(m_trim_threshold, 1 << 30)
-
-
-keep_freed_memory()
 
 
 def to_host(a) -> "xp.ndarray":

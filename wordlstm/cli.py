@@ -848,6 +848,7 @@ def main() -> None:
     """Runs the CLI: errors become one `error:` line and an exit code (2 bad input,
     1 run-time failure, 130 interrupted); WORDLSTM_DEBUG=1 shows tracebacks."""
     debug = os.environ.get("WORDLSTM_DEBUG") == "1"
+    api.keep_freed_memory()
     try:
         code = app(standalone_mode=False)
     except WordlstmError as e:
@@ -857,7 +858,7 @@ def main() -> None:
     except MemoryError:
         fail("out of memory", 1, debug)
     except OSError as e:
-        fail(f"{e.strerror or e}{f': {e.filename}' if e.filename else ''}", 1, debug)
+        fail(f"{api.first_line(e)}{f': {e.filename}' if e.filename else ''}", 1, debug)
     except Exception as e:
         # typer's usage errors are click exceptions, vendored or not: known by their shape
         if type(e).__name__ == "Abort":

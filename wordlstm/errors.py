@@ -55,6 +55,13 @@ class SettingError(BadInput):
         return self.template.format_map({field: name(field) for field in self.fields})
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its OS reason, for an OSError), or its
+    type's name if it has none: what a one-line error says of it."""
+    text = getattr(e, "strerror", None) or str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def literal(text: object) -> str:
     """Text to put into a SettingError's template as it is (its braces doubled)."""
     return str(text).replace("{", "{{").replace("}", "}}")

@@ -53,7 +53,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from .errors import BadInput, RunFailure, WordlstmError
+from .errors import BadInput, RunFailure, WordlstmError, first_line
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -161,7 +161,7 @@ def save(
             shutil.rmtree(new, ignore_errors=True)
             raise
     except OSError as e:
-        raise RunFailure(f"cannot save the model to {path}: {_why(e)}") from e
+        raise RunFailure(f"cannot save the model to {path}: {first_line(e)}") from e
 
 
 def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
@@ -190,7 +190,7 @@ def load(path: Path) -> tuple[dict, str, dict[str, np.ndarray]]:
         try:
             tokenizer = (path / TOKENIZER).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(f"cannot read {path / TOKENIZER}: {_why(e)}") from None
+            raise BadInput(f"cannot read {path / TOKENIZER}: {first_line(e)}") from None
         weights = _read_weights(path)
     return config, tokenizer, weights
 
@@ -225,11 +225,6 @@ def survey() -> list[Entry]:
             for name in sorted(os.listdir(root))
             if _NAME.fullmatch(name) and (root / name).is_dir()
         ]
-
-
-def list_models() -> list[tuple[str, dict]]:
-    """(name, config) of each model in the store, by name; other folders and files are skipped."""
-    return [(e.name, e.config) for e in survey() if e.problem is None]
 
 
 def _entry(name: str, path: Path) -> Entry:
@@ -290,7 +285,7 @@ def remove(path: Path) -> None:
             "end, or stop it first"
         ) from None
     except OSError as e:
-        raise RunFailure(f"cannot remove {path}: {_why(e)}") from e
+        raise RunFailure(f"cannot remove {path}: {first_line(e)}") from e
 
 
 def read_npz(file: Path) -> dict[str, np.ndarray]:
@@ -307,7 +302,7 @@ def read_npz(file: Path) -> dict[str, np.ndarray]:
     except MemoryError as e:
         raise RunFailure(f"not enough memory to load {file}") from e
     except _DAMAGED as e:
-        raise BadInput(f"{file} is damaged or not an npz archive: {_why(e)}") from e
+        raise BadInput(f"{file} is damaged or not an npz archive: {first_line(e)}") from e
     _check_numbers(file, arrays)
     return arrays
 
@@ -321,7 +316,7 @@ def read_safetensors(file: Path) -> dict[str, np.ndarray]:
     except MemoryError as e:
         raise RunFailure(f"not enough memory to load {file}") from e
     except (*_DAMAGED, SafetensorError, TypeError) as e:
-        raise BadInput(f"{file} is damaged or not a safetensors file: {_why(e)}") from e
+        raise BadInput(f"{file} is damaged or not a safetensors file: {first_line(e)}") from e
     _check_numbers(file, arrays)
     return arrays
 
@@ -348,7 +343,7 @@ def writer_lock(path: Path) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = _lock_file(lock, path)
     except OSError as e:
-        raise RunFailure(f"cannot lock {path} for writing: {_why(e)}") from e
+        raise RunFailure(f"cannot lock {path} for writing: {first_line(e)}") from e
     try:
         yield
     finally:
@@ -455,7 +450,7 @@ def _read_config(path: Path) -> dict:
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as e:
-        raise BadInput(f"cannot read {file}: {_why(e)}") from e
+        raise BadInput(f"cannot read {file}: {first_line(e)}") from e
     if not isinstance(config, dict):
         raise BadInput(f"{file} is not a JSON object")
     return config
@@ -528,7 +523,7 @@ def _recover(path: Path) -> None:
                     _repair(path)
                 return
     except OSError as e:
-        raise RunFailure(f"cannot repair an interrupted save of {path}: {_why(e)}") from e
+        raise RunFailure(f"cannot repair an interrupted save of {path}: {first_line(e)}") from e
 
 
 def _repair(path: Path) -> None:
@@ -584,9 +579,3 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _why(e: BaseException) -> str:
-    """A one-line reason for an exception."""
-    text = getattr(e, "strerror", None) or str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

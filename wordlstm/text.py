@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple, TypeVar
 
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, first_line
 
 STDIN = "-"
 SNIFF_BYTES = 8192  # a NUL byte in this many leading bytes marks a file as binary
@@ -35,11 +35,6 @@ def read_training_lines(paths: list[str]) -> list[str]:
     for path in paths:
         lines.extend(_lines(_decode(path, _read_bytes(path))))
     return lines
-
-
-def iter_input_lines(stream: BinaryIO, piece_bytes: int = PIECE_BYTES) -> LineReader:
-    """The lines of one untrusted byte stream, as `LineReader` reads them."""
-    return LineReader([stream], piece_bytes)
 
 
 def read_lines(files: Iterable[str]) -> LineReader:
@@ -77,7 +72,7 @@ def _read_bytes(path: str) -> bytes:
         try:
             return stream.read()
         except OSError as e:
-            raise BadInput(f"{path}: cannot read ({e.strerror or e})") from None
+            raise BadInput(f"{path}: cannot read ({first_line(e)})") from None
 
 
 def open_input(path: str) -> BinaryIO:
@@ -94,7 +89,7 @@ def open_input(path: str) -> BinaryIO:
     except PermissionError:
         raise BadInput(f"{path}: permission denied") from None
     except OSError as e:
-        raise BadInput(f"{path}: cannot read ({e.strerror or e})") from None
+        raise BadInput(f"{path}: cannot read ({first_line(e)})") from None
 
 
 def _decode(path: str, data: bytes) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from tokenizers import Regex, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from wordlstm.errors import BadInput
+from wordlstm.errors import BadInput, first_line
 
 UNK = "<unk>"
 EOS = "<eos>"
@@ -110,7 +110,7 @@ class Tokenizer:
         try:
             hf = HFTokenizer.from_str(text)
         except Exception as e:  # tokenizers raises plain Exception for bad json
-            raise BadInput(f"cannot load tokenizer {source}: {_first_line(e)}") from e
+            raise BadInput(f"cannot load tokenizer {source}: {first_line(e)}") from e
         return cls(hf)
 
     def to_str(self) -> str:
@@ -306,8 +306,3 @@ def _read_settings(spec: dict) -> tuple[str, bool]:
     if spec.get("model", {}).get("type") != "WordLevel":
         raise BadInput("the tokenizer file was not written by wordlstm (not a WordLevel model)")
     return split, norm is not None
-
-
-def _first_line(e: Exception) -> str:
-    """The first line of an exception's message, for one-line errors."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
