@@ -14,8 +14,10 @@ import io
 import json
 import signal
 import threading
+import types
+import typing
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -48,29 +50,34 @@ ADDED_SETTINGS = {
 }
 
 _NUMBER = (int, float)
-# The JSON-side fields of a TrainState and the types they must have.
+
+
+def _json_types(hint) -> tuple[type, ...]:
+    """The types that the JSON value of a field annotated `hint` may have: an int where a
+    float is asked for, dict for dict[...]."""
+    kinds: list[type] = []
+    for part in typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,):
+        kinds += _NUMBER if part is float else (typing.get_origin(part) or part,)
+    return tuple(kinds)
+
+
+def _holds_arrays(hint) -> bool:
+    """Whether a field annotated `hint` holds named arrays (dict[str, np.ndarray])."""
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return any(typing.get_args(part) == (str, np.ndarray) for part in parts)
+
+
+# A TrainState's fields as the files hold them, from its annotations: the groups of named
+# arrays (training.npz), and the JSON values with the types they must have (training.json)
+_HINTS = typing.get_type_hints(TrainState)
+_ARRAYS = [f.name for f in fields(TrainState) if _holds_arrays(_HINTS[f.name])]
+_OPTIONAL_ARRAYS = {name for name in _ARRAYS if type(None) in typing.get_args(_HINTS[name])}
 _SCALARS = {
-    "epoch": int,
-    "step": int,
-    "lr": _NUMBER,
-    "best_ppl": (*_NUMBER, type(None)),
-    "retries": int,
-    "loss_sum": _NUMBER,
-    "tokens": int,
-    "seconds": _NUMBER,
-    "rng": dict,
-    "averaged": int,
+    f.name: _json_types(_HINTS[f.name])
+    for f in fields(TrainState)
+    if f.name not in (*_ARRAYS, "history", "start")
 }
-_EPOCH = {
-    "epoch": int,
-    "train_ppl": _NUMBER,
-    "valid_ppl": _NUMBER,
-    "lr": _NUMBER,
-    "seconds": _NUMBER,
-    "tokens": int,
-    "improved": bool,
-    "saved": bool,
-}
+_EPOCH = {name: _json_types(hint) for name, hint in typing.get_type_hints(Epoch).items()}
 
 
 @dataclass
@@ -338,14 +345,8 @@ def deferred_sigint() -> Iterator[Callable[[], bool]]:
 
 def _pack(state: TrainState, prefix: str, arrays: dict) -> dict:
     """The JSON side of a state; its arrays go into `arrays` under prefix/group/name."""
-    groups = {
-        "params": state.params,
-        "optimizer": state.optimizer,
-        "hidden": state.hidden or {},
-        "average": state.average or {},
-    }
-    for group, named in groups.items():
-        for name, array in named.items():
+    for group in _ARRAYS:
+        for name, array in (getattr(state, group) or {}).items():
             arrays[f"{prefix}{group}/{name}"] = array
     doc = {key: getattr(state, key) for key in _SCALARS}
     doc["history"] = [asdict(e) for e in state.history]
@@ -359,14 +360,11 @@ def _unpack(doc: dict, prefix: str, arrays: dict) -> TrainState:
         start = f"{prefix}{name}/"
         return {key[len(start) :]: a for key, a in arrays.items() if key.startswith(start)}
 
-    _typed(doc, {**_SCALARS, "history": list})
+    _typed(doc, {**_SCALARS, "history": (list,)})
     return TrainState(
         **{key: doc[key] for key in _SCALARS},
         history=[Epoch(**_typed(_with_improved(e), _EPOCH)) for e in doc["history"]],
-        params=group("params"),
-        optimizer=group("optimizer"),
-        hidden=group("hidden") or None,
-        average=group("average") or None,
+        **{name: group(name) or (None if name in _OPTIONAL_ARRAYS else {}) for name in _ARRAYS},
     )
 
 
@@ -378,13 +376,14 @@ def _with_improved(epoch: dict) -> dict:
     return epoch
 
 
-def _typed(doc: dict, types: dict) -> dict:
-    """`doc` if it is a dict holding each key of `types` with a value of that type (a bool
-    only where bool is asked for); TypeError otherwise."""
+def _typed(doc: dict, expected: dict) -> dict:
+    """`doc` if it is a dict holding each key of `expected` with a value of that type (or of
+    one of those types; a bool only where bool is asked for); TypeError otherwise."""
     if not isinstance(doc, dict):
         raise TypeError(f"expected an object, got {type(doc).__name__}")
-    for key, kind in types.items():
+    for key, kinds in expected.items():
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
         value = doc[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise TypeError(f"{key} is {value!r}")
     return doc
