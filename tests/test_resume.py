@@ -16,7 +16,7 @@ from conftest import TINY, assert_one_error_line, max_difference, run, start_tra
 from safetensors.numpy import load_file
 
 import wordlstm.training
-from wordlstm import resume
+from wordlstm import identity, resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
@@ -388,7 +388,7 @@ def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(inter
     as their defaults: the run resumes, and a run with one of them on is another run."""
     state = interrupted / "m" / "training.json"
     doc = json.loads(state.read_text())
-    for name in resume.ADDED_SETTINGS:
+    for name in identity.ADDED_SETTINGS:
         del doc["fingerprint"]["settings"][name]
     state.write_text(json.dumps(doc))
     regularised = job(corpus, interrupted / "m", epochs=2, resume=True)
@@ -401,7 +401,7 @@ def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(inter
 def test_the_added_settings_default_to_what_a_run_has_without_them():
     """ADDED_SETTINGS must be the defaults of the settings' own dataclasses."""
     defaults = {**asdict(ModelSettings()), **asdict(Recipe())}
-    assert {name: defaults[name] for name in resume.ADDED_SETTINGS} == resume.ADDED_SETTINGS
+    assert {name: defaults[name] for name in identity.ADDED_SETTINGS} == identity.ADDED_SETTINGS
 
 
 # Divergence

@@ -408,7 +408,7 @@ def _row(entry) -> ModelRow:
 
 
 def _run_status(path: Path, config: dict) -> str:
-    from wordlstm.resume import run_status
+    from wordlstm.store import run_status
 
     return run_status(path, config)
 

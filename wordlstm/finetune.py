@@ -6,7 +6,7 @@ read again to measure forgetting: its perplexity before the run and after.
 
 `start` builds the run from the model folder; `trainjob.train_files` then runs the same
 loop and Saver as any training, keeping the old model in the folder until an epoch of the
-new run is validated (`resume.Kept`).
+new run is validated (`saver.Kept`).
 """
 
 import json
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wordlstm import resume
+from wordlstm import store
 from wordlstm.backend import to_host
 from wordlstm.checkpoint import Loaded, load_model
 from wordlstm.data import hold_out
@@ -24,6 +24,7 @@ from wordlstm.errors import BadInput, SettingError, literal
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import evaluate
 from wordlstm.resume import Saved
+from wordlstm.saver import Kept
 from wordlstm.text import STDIN, read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import Recipe
@@ -52,7 +53,7 @@ class Base:
         ok = isinstance(doc, dict) and all(isinstance(doc.get(k), t) for k, t in kinds.items())
         before = doc.get("old_valid_ppl_before") if ok else None
         if not ok or not (before is None or isinstance(before, (int, float))):
-            raise BadInput(f"{where / resume.STATE_JSON} is damaged (the continued model)")
+            raise BadInput(f"{where / store.STATE_JSON} is damaged (the continued model)")
         return cls(**{f.name: doc.get(f.name) for f in fields(cls)})
 
 
@@ -79,9 +80,9 @@ class Start:
         model = LanguageModel.from_weights(self.loaded.model.arch, self._weights(), self.dropout)
         return model.with_vocab(vocab, rng) if vocab > model.arch.vocab else model
 
-    def kept(self) -> resume.Kept:
+    def kept(self) -> Kept:
         """The folder's model, to keep there until the run has validated an epoch."""
-        return resume.Kept(self.loaded.config, self.loaded.tokenizer.to_str(), self._weights())
+        return Kept(self.loaded.config, self.loaded.tokenizer.to_str(), self._weights())
 
     def _weights(self) -> dict[str, np.ndarray]:
         """A copy of the folder's weights (training changes the model's in place)."""

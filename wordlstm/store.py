@@ -60,6 +60,7 @@ CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
 WEIGHTS = "model.safetensors"
 LEGACY_WEIGHTS = "weights.npz"  # wordlstm 0.1's weights file, still read
+STATE_JSON, STATE_NPZ = "training.json", "training.npz"  # the state to resume from (resume)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _LEFTOVER = re.compile(r"\.(.+)\.(?:old|(?:new|del)-\d+)")
@@ -579,3 +580,25 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def run_status(path: Path, config: dict) -> str:
+    """ "training" while a process holds the writer lock of the model folder `path`,
+    "interrupted" if the run that saved it was stopped before its end (`interrupted`), else
+    "finished"."""
+    if writer_pid(path) is not None:
+        return "training"
+    return "interrupted" if interrupted(path, config) else "finished"
+
+
+def interrupted(path: Path, config: dict) -> bool:
+    """Whether the run that saved the model folder `path` (`config` is its config.json) was
+    stopped before its end, by Ctrl-C or a kill: it left a state to resume from, and neither
+    trained all its epochs nor ran out of its time budget."""
+    if config.get("unfinished"):
+        return True
+    if config.get("ended") or not (path / STATE_JSON).is_file():
+        return False
+    history, recipe = config.get("history"), config.get("recipe")
+    epochs = recipe.get("epochs") if isinstance(recipe, dict) else None
+    return isinstance(history, list) and type(epochs) is int and len(history) < epochs

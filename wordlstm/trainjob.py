@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wordlstm import resume, store
+from wordlstm import identity, resume, store
 from wordlstm.data import hold_out
 from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.regularisers import Regularisers
+from wordlstm.saver import Saver
+from wordlstm.sigint import deferred_sigint
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
@@ -154,11 +156,11 @@ def train_files(
             )
         settings = _settings(job)
         if saved is not None:
-            resume.check_settings(saved, settings, path, job.recipe.epochs)
+            identity.check_settings(saved, settings, path, job.recipe.epochs)
         tokenizer, train_ids, valid_ids = _training_data(job, start)
-        digest = resume.data_digest(tokenizer.to_str(), train_ids, valid_ids)
+        digest = identity.data_digest(tokenizer.to_str(), train_ids, valid_ids)
         if saved is not None:
-            resume.check_data(saved, digest, path)
+            identity.check_data(saved, digest, path)
         arch = Architecture(
             vocab=tokenizer.vocab_size,
             embed=job.net.embed,
@@ -180,12 +182,12 @@ def train_files(
             new_words = arch.vocab - start.base.vocab
             facts["continued"] = {**fingerprint["continued"], "new_words": new_words}
             keep = start.kept()
-        saver = resume.Saver(path, model, tokenizer, facts, fingerprint, hold=replacing, keep=keep)
+        saver = Saver(path, model, tokenizer, facts, fingerprint, hold=replacing, keep=keep)
         if saved is not None:
             saver.resume_from(saved)
         check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
         on_start(_start(arch, train_ids, valid_ids, job.recipe))
-        with resume.deferred_sigint() as interrupted:
+        with deferred_sigint() as interrupted:
             ended = train(
                 model,
                 train_ids,
@@ -310,7 +312,7 @@ def _replacing(job: TrainJob, path: Path) -> bool:
         return False
     if job.force:
         return True
-    if resume.interrupted(path, store.read_config(path)):
+    if store.interrupted(path, store.read_config(path)):
         raise BadInput(
             f"{job.model} holds an interrupted run: --resume continues it, --force replaces "
             "it, --continue trains it further on new text, or choose another --model"
