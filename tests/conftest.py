@@ -129,8 +129,8 @@ def tiny_job(
     """The job of `wordlstm train FILES *TINY --epochs N --model PATH [--resume]
     [--dropout D]`, to run in-process with `trainjob.train_files` (same defaults, so the two
     can resume each other)."""
-    from wordlstm.training import Recipe
-    from wordlstm.trainjob import ModelSettings, TrainJob
+    from wordlstm.settings import ModelSettings, Recipe
+    from wordlstm.trainjob import TrainJob
 
     return TrainJob(
         files=[str(f) for f in files],
@@ -182,8 +182,8 @@ def trained(tmp_path_factory, corpus) -> Path:
 def demo_home(tmp_path_factory) -> Path:
     """A store whose `default` model learnt the first 3,000 lines of corpora/demo.txt: one
     small layer, Adam, two epochs, trained in-process once for the session (seconds)."""
-    from wordlstm.training import Recipe
-    from wordlstm.trainjob import ModelSettings, TrainJob, train_files
+    from wordlstm.settings import ModelSettings, Recipe
+    from wordlstm.trainjob import TrainJob, train_files
 
     root = tmp_path_factory.mktemp("demo")
     lines = (ROOT / "corpora" / "demo.txt").read_text(encoding="utf-8").splitlines()[:3000]

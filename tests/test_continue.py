@@ -27,9 +27,9 @@ from conftest import (
 from wordlstm import finetune, resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import Interrupted
+from wordlstm.settings import Recipe
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.training import Recipe
 from wordlstm.trainjob import TrainJob, train_files
 
 NEW = [

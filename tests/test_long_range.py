@@ -13,9 +13,9 @@ import pytest
 
 from wordlstm import predict
 from wordlstm.checkpoint import load_model
+from wordlstm.settings import ModelSettings, Recipe
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.training import Recipe
-from wordlstm.trainjob import ModelSettings, TrainJob, train_files
+from wordlstm.trainjob import TrainJob, train_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # One layer of 256 cells, Adam without dropout or forget-gate bias, and a fixed number of

@@ -20,8 +20,8 @@ from wordlstm import identity, resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import BadInput, Interrupted, RunFailure
 from wordlstm.model import LanguageModel
-from wordlstm.training import Recipe
-from wordlstm.trainjob import ModelSettings, train_files
+from wordlstm.settings import ModelSettings, Recipe
+from wordlstm.trainjob import train_files
 
 SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised"]
 DROPOUT = 0.3  # the "sgd, dropout" setup's: each step draws its masks from the generator

@@ -16,8 +16,9 @@ from wordlstm.errors import BadInput, Interrupted
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import Evaluation
 from wordlstm.resume import read
-from wordlstm.training import AVERAGE_EVERY, AVERAGE_FROM, Recipe, default_dropout, train
-from wordlstm.trainjob import ModelSettings, TrainJob, train_files
+from wordlstm.settings import ModelSettings, Recipe
+from wordlstm.training import AVERAGE_EVERY, AVERAGE_FROM, default_dropout, train
+from wordlstm.trainjob import TrainJob, train_files
 
 
 def script_validation(monkeypatch, perplexities, validated=None) -> None:

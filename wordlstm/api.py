@@ -29,6 +29,7 @@ from wordlstm.errors import (
     WordlstmError,
     first_line,
 )
+from wordlstm.settings import CompleteOptions
 
 if TYPE_CHECKING:
     from wordlstm.autocomplete import Typing
@@ -70,38 +71,6 @@ class Prediction:
 
     word: str
     prob: float
-
-
-@dataclass
-class CompleteOptions:
-    """What `Model.complete` does with each prompt; the checks of the settings' values and
-    combinations are here, each error naming its fields."""
-
-    top: int = 5  # next words to give
-    words: int = 0  # continue the prompt by this many words
-    sample: bool = False  # sample the continuation (else greedy)
-    temperature: float = 1.0
-    seed: int | None = None  # with sample: a repeatable continuation
-    partial: bool | None = None  # the last word is unfinished (None: guess)
-    beam: int = 0  # with words: this many most likely continuations
-    top_k: int = 0  # with sample: only the k likeliest words (0: all)
-    top_p: float = 1.0  # with sample: only the likeliest words making up this probability
-
-    def __post_init__(self) -> None:
-        if self.top < 0 or self.words < 0:
-            raise SettingError("{top} and {words} must not be negative")
-        if not self.temperature > 0:
-            raise SettingError("{temperature} must be positive")
-        if self.beam < 0 or self.top_k < 0:
-            raise SettingError("{beam} and {top_k} must not be negative")
-        if self.beam and not self.words:
-            raise SettingError("{beam} needs {words}, the length of the continuations")
-        if self.beam and self.sample:
-            raise SettingError("{beam} and {sample} exclude each other")
-        if not 0 < self.top_p <= 1:
-            raise SettingError("{top_p} must be in (0, 1]")
-        if (self.top_k or self.top_p < 1) and not self.sample:
-            raise SettingError("{top_k} and {top_p} cut {sample}'s choices: add {sample}")
 
 
 @dataclass
@@ -309,8 +278,8 @@ def train(
     run takes the others from its model. The callbacks receive `training.Progress` after each
     step, `training.Epoch` after each epoch, `training.Retry` and `trainjob.TrainStart`.
     Sets `keep_freed_memory` for the process."""
-    from wordlstm.training import Recipe
-    from wordlstm.trainjob import ModelSettings, TokenizerSettings, TrainJob, resumed_job
+    from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
+    from wordlstm.trainjob import TrainJob, resumed_job
     from wordlstm.trainjob import train_files as run_job
 
     keep_freed_memory()

@@ -25,10 +25,10 @@ from wordlstm.model import Architecture, LanguageModel
 from wordlstm.predict import evaluate
 from wordlstm.resume import Saved
 from wordlstm.saver import Kept
+from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.text import STDIN, read_training_lines
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.training import Recipe
-from wordlstm.trainjob import VALID_FRACTION, ModelSettings, TokenizerSettings, TrainJob
+from wordlstm.trainjob import VALID_FRACTION, TrainJob
 
 _SHAPE = ("embed", "hidden", "layers", "tied", "split", "lowercase", "forget_bias")
 _VOCABULARY = ("vocab_size", "min_freq")  # only for growing the vocabulary

@@ -1,6 +1,6 @@
 """Keyboard metrics: how many keystrokes a word predictor on the model saves a typist.
 
-The rule (the one ../shared/ANCHORS.md measures KenLM by): each line is typed word by word,
+The rule (the one the KenLM baseline is measured by): each line is typed word by word,
 a word's context being the earlier words of its line (the line read from a zero state fed
 the end-of-line token, as `score` reads it). After k = 0, 1, ... typed characters of a word
 the suggestions are the SUGGESTIONS likeliest vocabulary words that start with the typed

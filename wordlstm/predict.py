@@ -147,7 +147,7 @@ def truncate(p: np.ndarray, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
 @dataclass
 class Evaluation:
     """Totals of the benchmark protocol over a token stream. The `words_` counts leave out
-    positions whose target is the unknown or the end-of-line token, as ANCHORS.md reports."""
+    positions whose target is the unknown or the end-of-line token."""
 
     tokens: int = 0
     nll: float = 0.0

@@ -20,80 +20,34 @@ import numpy as np
 
 from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
-from wordlstm.errors import BadInput, RunFailure, SettingError
+from wordlstm.errors import BadInput, RunFailure
 from wordlstm.model import LanguageModel
 from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
+from wordlstm.settings import Recipe
 
-DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
-SCHEDULES = ("plateau", "budget")  # see Recipe.schedule
 LR_DIVISOR = 4.0  # after an SGD epoch that did not improve, and after a divergence
 MAX_RETRIES = 3  # divergences of one epoch before training gives up
 DROPOUT_SMALL_CORPUS = 0.6  # up to DROPOUT_FULL_UNTIL training tokens per vocabulary word
 DROPOUT_FULL_UNTIL = 12  # then DROPOUT_PER_DOUBLING less for each doubling
 DROPOUT_PER_DOUBLING = 0.4
 AVERAGE_FROM = 0.6  # averaging begins after this share of the budget even without a plateau
-NEAR_BEST = 0.002  # a later epoch within 0.2% of the best validation perplexity is saved in
-# its place: such gaps are below what the validation text can tell apart (on the demo corpus
-# the paired standard error of two late epochs' difference is 0.05%), and the later weights
-# have trained longer (on the demo they had learnt the rule that the earlier best had not)
+NEAR_BEST = 0.002  # a later epoch this close to the best validation perplexity is saved in
+# its place: such gaps are below what the validation text can tell apart, and the later
+# weights have trained longer
 AVERAGE_EVERY = 10  # the average takes the weights after every 10th step of an epoch (its
-# first included): neighbouring steps' weights hardly differ, and adding all of them cost ~6%
+# first included): neighbouring steps' weights hardly differ, and adding each costs time
 
 
 def default_dropout(train_tokens: int, vocab: int) -> float:
-    """The dropout when --dropout is not given: 0.6 up to 12 training tokens per vocabulary
-    word, then 0.4 less for each doubling, rounded to a tenth (PTB's 12 per word: 0.6,
-    WikiText-2's 17: 0.4; none from about 32 per word, e.g. 320k tokens of a 10,000-word
-    vocabulary, as Zaremba et al.'s small 2 x 200 model has none on PTB's 93 per word).
-    The more often a model of a given size sees each word, the less it overfits and the
-    less regularisation it needs: at 2 x 200, PTB does better with 0.6 than with 0.4, 0.5 or
-    0.7, and WikiText-2 with 0.4 than with 0.5 (README, "Quality"); the demo corpus, 671
-    tokens per word, learns its rule only without."""
+    """The dropout when none is given: DROPOUT_SMALL_CORPUS up to DROPOUT_FULL_UNTIL training
+    tokens per vocabulary word, then DROPOUT_PER_DOUBLING less for each doubling, rounded to
+    a tenth, and none from about 32 per word. The more often a model of a given size sees
+    each word, the less it overfits and the less regularisation it needs (the measurements
+    behind the numbers: benchmarks/NOTES.md)."""
     doublings = math.log2(max(train_tokens, 1) / max(vocab, 1) / DROPOUT_FULL_UNTIL)
     dropout = DROPOUT_SMALL_CORPUS - DROPOUT_PER_DOUBLING * doublings
     return round(min(DROPOUT_SMALL_CORPUS, max(0.0, dropout)), 1)
-
-
-@dataclass
-class Recipe:
-    """How to train: the PyTorch word-language-model example's recipe, plus averaging."""
-
-    epochs: int = 40
-    max_time: float | None = None
-    optimizer: str = "sgd"
-    lr: float | None = None
-    clip: float = 0.25
-    bptt: int = 35
-    batch_size: int = 20
-    eval_batch_size: int = 64  # validation only steers the schedule: read as 64 fast streams
-    valid_tokens: int = 50_000  # and of its first 50,000 tokens: as good a guide to which
-    # epoch is better as the whole of a large file, at a fraction of the time
-    average: bool = True  # from the first epoch that does not improve, or once AVERAGE_FROM
-    # of the epochs or of max_time is spent, validate and save the running average of the
-    # weights since then (every AVERAGE_EVERY-th step's; ASGD-style), not the last ones; that
-    # first plateau then does not divide the learning rate
-    schedule: str = "plateau"  # "plateau": with SGD, an epoch that does not improve divides
-    # the learning rate (as above); "budget": plateaus change nothing, the rate stays, and
-    # averaging begins once AVERAGE_FROM of the budget is spent, so the whole budget trains
-    lr_floor: float = 0.0  # the plateau schedule divides the rate no lower than this and
-    # trains on at it; divergence retries still divide (the same step would diverge again)
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in DEFAULT_LR:
-            raise SettingError(f"{{optimizer}} must be one of {', '.join(DEFAULT_LR)}")
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.optimizer]
-        if self.epochs < 1 or self.bptt < 1 or self.batch_size < 1:
-            raise SettingError("{epochs}, {bptt} and {batch_size} must be at least 1")
-        if not (0 < self.lr < math.inf and 0 <= self.clip < math.inf):
-            raise SettingError("{lr} must be positive and {clip} not negative (both finite)")
-        if self.max_time is not None and not self.max_time > 0:  # NaN too
-            raise SettingError("{max_time} must be a positive number of seconds")
-        if self.schedule not in SCHEDULES:
-            raise SettingError(f"{{schedule}} must be one of {', '.join(SCHEDULES)}")
-        if not 0 <= self.lr_floor < math.inf:
-            raise SettingError("{lr_floor} must be a finite number, not negative")
 
 
 @dataclass

@@ -17,13 +17,13 @@ from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.regularisers import Regularisers
 from wordlstm.saver import Saver
+from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.sigint import deferred_sigint
 from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
     Epoch,
     Progress,
-    Recipe,
     Retry,
     check_lengths,
     default_dropout,
@@ -34,31 +34,6 @@ if TYPE_CHECKING:
     from wordlstm.finetune import Start
 
 VALID_FRACTION = 0.1
-
-
-@dataclass
-class TokenizerSettings:
-    split: str = "words"
-    lowercase: bool = False
-    vocab_size: int = 0
-    min_freq: int = 1
-
-
-@dataclass
-class ModelSettings:
-    embed: int = 200
-    hidden: int = 200
-    layers: int = 2
-    dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
-    tied: bool = True
-    forget_bias: float = 1.0  # cells start out remembering: see README, "train"
-    dropout_input: float | None = None  # None: the dropout's
-    dropout_hidden: float | None = None  # None: the dropout's
-    locked: bool = False
-    embed_dropout: float = 0.0
-    weight_drop: float = 0.0
-    ar: float = 0.0
-    tar: float = 0.0
 
 
 @dataclass
