@@ -179,3 +179,21 @@ def test_the_python_example_in_readme_runs(env, monkeypatch):
     runner.run(test)
     assert len(test.examples) >= 6
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_every_flag_in_readme_is_one_that_help_lists():
+    """README's flags are checked against `--help`: a renamed or removed flag fails here."""
+    helps = ""
+    for command in ("train", "complete", "suggest", "score", "eval", "models", "models show"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wordlstm", *command.split(), "--help"],
+            capture_output=True,
+            text=True,
+            env=cli_env(COLUMNS="200"),
+            timeout=60,
+        )
+        helps += proc.stdout
+    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))
+    assert {"--max-time", "--grow-vocab", "--per-token", "--beam"} <= flags
+    listed = set(re.findall(r"--[a-z][a-z-]*", helps))
+    assert flags - listed == set()
