@@ -147,3 +147,9 @@ def test_complete_word_finishes_the_word_being_typed(trained, monkeypatch):
     monkeypatch.setenv("WORDLSTM_HOME", str(trained))
     words = [p.word for p in wordlstm.load("default").complete_word("The ca", top=3)]
     assert words and all(w.lower().startswith("ca") for w in words)
+
+
+def test_all_names_the_api():
+    assert all(hasattr(api, name) for name in api.__all__)
+    public = {n for n, v in vars(api).items() if not n.startswith("_") and callable(v)}
+    assert {"load", "train", "Model", "Continuation", "Prediction"} <= set(api.__all__) & public

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BadInput",
     "CompleteOptions",
+    "Continuation",
     "Evaluation",
     "Interrupted",
     "Model",
@@ -53,6 +54,7 @@ __all__ = [
     "SettingsDiffer",
     "WordlstmError",
     "first_line",
+    "keep_freed_memory",
     "load",
     "models",
     "read_lines",
