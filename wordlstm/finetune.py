@@ -106,12 +106,14 @@ def start(job: TrainJob, path: Path, saved: Saved | None) -> tuple[TrainJob, Sta
         raise BadInput(f"nothing to continue: {e}") from None
     if saved is not None:
         if "continued" not in saved.fingerprint:
-            raise BadInput(f"cannot resume {path}: its saved run is not a --continue run")
+            raise SettingError(
+                f"cannot resume {literal(path)}: its saved run is not a {{continued}} run"
+            )
         base = Base.from_dict(saved.fingerprint["continued"], path)
     elif loaded.config.get("unfinished"):
-        raise BadInput(
-            f"nothing to continue: {path} was interrupted before its first epoch ended "
-            "(--resume finishes that run)"
+        raise SettingError(
+            f"nothing to continue: {literal(path)} was interrupted before its first epoch "
+            "ended ({resume} finishes that run)"
         )
     else:
         base = _base(loaded, path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wordlstm.errors import BadInput, Difference, SettingsDiffer
+from wordlstm.errors import BadInput, Difference, SettingError, SettingsDiffer, literal
 from wordlstm.resume import Saved
 
 # Settings added since the first resumable version, with the value that trains as the
@@ -36,9 +36,9 @@ def check_settings(saved: Saved, settings: dict, path: Path, epochs: int) -> Non
     if differences:
         raise SettingsDiffer(path, differences)
     if saved.state.epoch > epochs:
-        raise BadInput(
-            f"nothing to resume: {path} has finished all its {saved.state.epoch - 1} epochs "
-            "(a larger --epochs trains it further)"
+        raise SettingError(
+            f"nothing to resume: {literal(path)} has finished all its "
+            f"{saved.state.epoch - 1} epochs (a larger {{epochs}} trains it further)"
         )
 
 

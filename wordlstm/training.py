@@ -20,7 +20,7 @@ import numpy as np
 
 from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
-from wordlstm.errors import BadInput, RunFailure
+from wordlstm.errors import BadInput, RunFailure, SettingError
 from wordlstm.model import LanguageModel
 from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
@@ -219,9 +219,9 @@ def train(
 def check_lengths(train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe) -> None:
     """BadInput unless the texts are long enough to train on and validate with."""
     if len(train_ids) < 2 * recipe.batch_size:
-        raise BadInput(
-            f"the training text has {len(train_ids)} tokens; --batch-size {recipe.batch_size} "
-            f"needs at least {2 * recipe.batch_size}"
+        raise SettingError(
+            f"the training text has {len(train_ids)} tokens; {{batch_size}} "
+            f"{recipe.batch_size} needs at least {2 * recipe.batch_size}"
         )
     if len(valid_ids) < 2:
         raise BadInput("the validation text needs at least one line with a word")
@@ -402,7 +402,7 @@ class _Run:
 
 
 def _spent(epoch: int, recipe: Recipe, begin: float) -> float:
-    """The share of the budget used up after `epoch`: of the epochs, or of --max-time."""
+    """The share of the budget used up after `epoch`: of the epochs, or of max_time."""
     share = epoch / recipe.epochs
     if recipe.max_time is not None:
         share = max(share, (time.perf_counter() - begin) / recipe.max_time)

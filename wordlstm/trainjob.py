@@ -13,7 +13,7 @@ import numpy as np
 
 from wordlstm import identity, resume, store
 from wordlstm.data import hold_out
-from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError
+from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError, literal
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.regularisers import Regularisers
 from wordlstm.saver import Saver
@@ -125,9 +125,9 @@ def train_files(
 
             job, start = finetune.start(job, path, saved)
         elif saved is not None and "continued" in saved.fingerprint:
-            raise BadInput(
-                f"cannot resume {path}: its run continues a model on new text; "
-                "resume it with --continue --resume"
+            raise SettingError(
+                f"cannot resume {literal(path)}: its run continues a model on new text; "
+                "resume it with {continued} {resume}"
             )
         settings = _settings(job)
         if saved is not None:
@@ -261,9 +261,9 @@ def resumed_job(job: TrainJob, given: set[str]) -> TrainJob:
         filled(job), tokenizer=filled(job.tokenizer), net=filled(job.net), recipe=filled(job.recipe)
     )
     if "files" not in given and "-" in job.files:
-        raise BadInput(
-            f"cannot resume {job.model} without its text: the run read it from standard input; "
-            f"give its files again ({' '.join(job.files)}) with --resume"
+        raise SettingError(
+            f"cannot resume {literal(job.model)} without its text: the run read it from "
+            f"standard input; give its files again ({literal(' '.join(job.files))}) with {{resume}}"
         )
     return job
 
@@ -288,13 +288,13 @@ def _replacing(job: TrainJob, path: Path) -> bool:
     if job.force:
         return True
     if store.interrupted(path, store.read_config(path)):
-        raise BadInput(
-            f"{job.model} holds an interrupted run: --resume continues it, --force replaces "
-            "it, --continue trains it further on new text, or choose another --model"
+        raise SettingError(
+            f"{literal(job.model)} holds an interrupted run: {{resume}} continues it, {{force}} "
+            "replaces it, {continued} trains it further on new text, or choose another {model}"
         )
-    raise BadInput(
-        f"{job.model} already holds a model: --force replaces it, --resume continues its "
-        "training, --continue trains it further on new text, or choose another --model"
+    raise SettingError(
+        f"{literal(job.model)} already holds a model: {{force}} replaces it, {{resume}} continues "
+        "its training, {continued} trains it further on new text, or choose another {model}"
     )
 
 
