@@ -1017,6 +1017,84 @@ def models_rm(name: str = typer.Argument(..., help=MODEL_HELP)) -> None:
     stderr_console().print(f"removed {name} ({path})")
 
 
+@app.command(
+    epilog=examples(
+        'wordlstm explain "Last year, due to my job, I"',
+        'wordlstm explain "Today, due to my job, I" --why need --against had',
+        'wordlstm explain "The cat" --units 4 --html cat.html',
+    )
+)
+def explain(
+    prompt: str = typer.Argument(..., help="the text whose reading to show"),
+    model: str = typer.Option("default", help=MODEL_HELP),
+    units: int = typer.Option(4, help="also show the cell state of the K units that change most"),
+    why: str = typer.Option(None, help="how much each token moved log p(WORD) after the prompt"),
+    against: str = typer.Option(None, help="with --why: attribute log p(WORD) - log p(OTHER)"),
+    json_out: bool = typer.Option(False, "--json", help="every gate per token, unit and layer"),
+    html_file: str = typer.Option(None, "--html", help="also write the page to this file"),
+) -> None:
+    """The LSTM reading a prompt: per token and layer the mean forget, input and output
+    gates and the cell-state norm (a heat map), what carried the memory (per unit the
+    half-life from the forget gate), and the next words; --why: which tokens moved a word's
+    probability, by gradient x input through the hand-written backward and by occlusion."""
+    from wordlstm.text import argument_text
+
+    if units < 0:
+        raise BadInput("--units must not be negative")
+    if against is not None and why is None:
+        raise BadInput("--against needs --why, the word to compare it with")
+    from wordlstm import explain as core
+    from wordlstm import render_explain as render
+    from wordlstm.checkpoint import load_model
+
+    loaded = load_model(model)
+    text = argument_text(prompt)
+    e = core.explain(loaded, text, units=units)
+    if e.unknown:
+        stderr_console().print(f"unknown words: {', '.join(e.unknown)}")
+    attribution = None if why is None else core.attribute(loaded, text, why, against)
+    if html_file is not None:
+        write_text(html_file, render.page(e, attribution))
+    if json_out:
+        print_json(render.as_json(e, attribution))
+        return
+    from rich.console import Console
+
+    render.terminal(e, attribution, Console(no_color=no_color(), highlight=False))
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a file the user named; an OS error as one line."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise BadInput(f"cannot write {path}: {e.strerror}") from None
+
+
+@app.command(epilog=examples("wordlstm gradcheck", "wordlstm gradcheck --tied"))
+def gradcheck(
+    tied: bool = typer.Option(False, "--tied", help="check a model with tied weights"),
+) -> None:
+    """Checks the hand-written backward pass here: on a tiny float64 model with every
+    regulariser on, each parameter's gradient against central finite differences over two
+    BPTT chunks; prints per parameter the largest relative error. Exit 1 on a failure."""
+    from wordlstm import gradcheck as core
+
+    checks = core.check(core.tiny_problem(tied, core.ALL_REGULARISERS))
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        verdict = "PASS" if c.passed else "FAIL"
+        sys.stdout.write(f"{c.name:<{width}}  {c.size:4d}  {c.error:9.2e}  {verdict}\n")
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        sys.stdout.flush()
+        raise WordlstmError(
+            f"the backward pass disagrees with finite differences for {', '.join(failed)}"
+        )
+    sys.stdout.write(f"all {len(checks)} parameters within {core.TOLERANCE:g}\n")
+
+
 def main() -> None:
     """Runs the CLI: errors become one `error:` line and an exit code (2 bad input,
     1 run-time failure, 130 interrupted); WORDLSTM_DEBUG=1 shows tracebacks."""

@@ -313,7 +313,7 @@ class Saver:
 
 
 def run_status(path: Path, config: dict) -> str:
-    """"training" while a process holds the writer lock of the model folder `path`,
+    """ "training" while a process holds the writer lock of the model folder `path`,
     "interrupted" if the run that saved it was stopped before its end (`interrupted`), else
     "finished"."""
     if store.writer_pid(path) is not None:
