@@ -1060,7 +1060,7 @@ def explain(
         return
     from rich.console import Console
 
-    render.terminal(e, attribution, Console(no_color=no_color(), highlight=False))
+    render.terminal(e, attribution, Console(no_color=no_color(), highlight=False, soft_wrap=True))
 
 
 def write_text(path: str, text: str) -> None:

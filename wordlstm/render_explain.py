@@ -10,7 +10,7 @@ from wordlstm.explain import Attribution, Explanation
 
 # Viridis at five stops: dark for 0, bright for 1; readable in colour and in grey.
 PALETTE = ((68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37))
-BAR = 12  # characters of the longest attribution bar
+BAR = 8  # characters of the longest attribution bar
 MEMORY_ROWS = 5  # units listed under "what carried the memory"
 
 
@@ -87,6 +87,9 @@ def terminal(e: Explanation, why: Attribution | None, console) -> None:
             cells.append(Text(f"{bar(g, top_g)} {g:+.2f}", style="green" if g >= 0 else "red"))
             cells.append(Text(f"{bar(o, top_o)} {o:+.2f}", style="green" if o >= 0 else "red"))
         table.add_row(*cells)
+    # wider than a narrow terminal rather than cells cut short
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    console.width = max(console.width, natural)
     console.print(table)
     console.print(legend(e))
     if why is not None:
