@@ -650,6 +650,12 @@ def score(
         "line of tab-separated `token=id log_p` and then `Total: LOG_P OOV: UNKNOWN`",
     ),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per line"),
+    color: bool = typer.Option(
+        False,
+        "--color",
+        help="print each line (after its ppl) with its tokens coloured by the rank the model "
+        "gave them: top 1, top 10, top 100, beyond (a legend goes to stderr)",
+    ),
 ) -> None:
     """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
     import math
@@ -657,7 +663,15 @@ def score(
     from wordlstm.checkpoint import load_model
     from wordlstm.pipeline import score_lines
 
+    if color and (json_out or per_token):
+        raise BadInput("--color shows the ranks itself: leave out --json and --per-token")
     loaded = load_model(model)
+    if color:
+        from wordlstm.render_rank import RankView
+
+        view = RankView(loaded.tokenizer, no_color())
+        stderr_console().print(view.legend())
+        per_token = True
     tokens = unknown = 0
     log_prob = 0.0
     lines = input_lines(files or ["-"])
@@ -672,6 +686,8 @@ def score(
                 if per_token:
                     obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
                 print_json(obj)
+            elif color:
+                view.print(s)
             elif per_token:
                 sys.stdout.write(per_token_line(s) + "\n")
                 sys.stdout.flush()
