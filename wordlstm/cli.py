@@ -976,12 +976,22 @@ def count_params(arch: dict) -> int:
 def models_show(
     name: str = typer.Argument(..., help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="print config.json as is"),
+    png: str = typer.Option(
+        None,
+        "--png",
+        help="also write the learning curve as a PNG here: train blue, valid orange, lr "
+        "changes dashed yellow, the start of averaging dashed green",
+    ),
 ) -> None:
-    """Everything config.json records about a model."""
-    from wordlstm import store
+    """Everything config.json records about a model, and its learning curve: train and
+    validation perplexity per epoch, learning-rate changes and the start of averaging."""
+    from wordlstm import render_curve, store
 
     path = store.resolve(name)
     config, _, weights = store.load(path)
+    history = config.get("history") or []
+    if png is not None:
+        write_bytes(png, render_curve.picture(render_curve.curve(history)))
     if json_out:
         print_json(config)
         return
@@ -1011,6 +1021,13 @@ def models_show(
             f"{e['valid_ppl']:9.2f}  lr {e['lr']:g}  {e['seconds']:.1f} s"
         )
     sys.stdout.write("\n".join(lines) + "\n")
+    if history:
+        from rich.console import Console
+
+        sys.stdout.write("\nlearning curve (perplexity, log scale)\n")
+        sys.stdout.flush()
+        curve = render_curve.text(render_curve.curve(history))
+        Console(no_color=no_color(), highlight=False, soft_wrap=True).print(curve, end="")
 
 
 def resume_hint(name: str, config: dict) -> str:
@@ -1080,10 +1097,15 @@ def explain(
 
 
 def write_text(path: str, text: str) -> None:
+    """Writes a text file the user named; an OS error as one line."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
     """Writes a file the user named; an OS error as one line."""
     try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(path, "wb") as f:
+            f.write(data)
     except OSError as e:
         raise BadInput(f"cannot write {path}: {e.strerror}") from None
 
