@@ -1,19 +1,27 @@
 """`wordlstm explain`: the gates it shows are the gate equations' values, the memory
 figures follow from the forget gate, and the attribution finds what moved the verb."""
 
+import importlib.util
 import json
 import math
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_error_line, load_generator, run
+from conftest import assert_one_error_line, run
 from test_gradients import plain_lstm
 
 from wordlstm import explain
 from wordlstm.checkpoint import Loaded, load_model
 
 PROMPT = "Last year, due to my job, I"
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("attribution", ROOT / "benchmarks" / "attribution.py")
+attribution = sys.modules["attribution"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(attribution)
 
 
 @pytest.fixture(scope="module")
@@ -109,30 +117,32 @@ def test_gradient_x_input_is_the_targets_slope_along_each_embedding(tiny):
 
 def test_the_time_phrase_carries_the_verb(long_range_model):
     """On held-out generator sentences, attribution of log p(right verb) - log p(wrong verb)
-    to the time phrase: occluding it lowers the preference for the right verb, and flips it
-    where the phrase is a past one (the model reads <unk> as a present opener). The shares
-    of all figures, those that hold and those that do not, are in the messages."""
-    demo = load_generator()
-    loaded = load_model(str(long_range_model))
-    tok = loaded.tokenizer
-    sentences = [s for s in demo.generate(4242, 400) if s.verb]
-    top_in_phrase, lowered, past, flipped = 0, 0, 0, 0
-    for s in sentences:
-        k = len(tok.encode(s.opener))
-        a = explain.attribute(loaded, s.prompt, s.verb, s.wrong, spans=[(0, k)])
-        top_in_phrase += int(np.argmax(np.abs(a.gradient_x_input))) < k
-        lowered += a.span_occlusion[0] > 0
-        if s.opener in demo.PAST_OPENERS:
-            past += 1
-            flipped += a.target - a.span_occlusion[0] <= 0
-    n = len(sentences)
-    shares = (
-        f"of {n} sentences: occluding the phrase lowers the preference in {lowered / n:.1%}, "
-        f"flips it in {flipped / past:.1%} of the {past} past ones; the top |gradient x "
-        f"input| lies in the phrase in {top_in_phrase / n:.1%}"
+    (benchmarks/attribution.py's measure): occluding the time phrase lowers the preference
+    for the right verb, and flips it where the phrase is a past one (the model reads <unk>
+    as a present opener). All the shares, those asserted and those not, are in the
+    message."""
+    shares = attribution.measure(
+        load_model(str(long_range_model)), attribution.held_out_sentences(400)
     )
-    assert lowered / n >= 0.9, shares
-    assert flipped / past >= 0.9, shares
+    assert shares.phrase_lowers >= 0.9, shares
+    assert shares.phrase_flips_past >= 0.9, shares
+
+
+def test_the_attribution_benchmark_writes_its_table(demo_home, tmp_path):
+    out = tmp_path / "attribution.md"
+    model = str(demo_home / "default")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "attribution.py"), model]
+        + ["--held-out", "12", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = out.read_text(encoding="utf-8")
+    assert "12 held-out demo sentences" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "%" in line]
+    assert len(rows) == 7 and all(0 <= float(r.split("|")[2].strip(" %")) <= 100 for r in rows)
 
 
 @pytest.mark.parametrize(
