@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,27 @@ def test_the_html_page_is_self_contained(trained, tmp_path):
     assert text.startswith("<!DOCTYPE html>") and "<script" not in text
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text)
     assert text.count("<tr>") == 1 + len(PROMPT.replace(",", " ,").split())
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    """Headless Chromium (apt-get install -y chromium) on the arguments; a missing browser
+    fails the test, as it is the check this needs."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "headless Chromium is needed: apt-get install -y chromium"
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_the_html_page_renders_in_headless_chromium(trained, tmp_path):
+    page = tmp_path / "x.html"
+    run("explain", PROMPT, "--why", "sat", "--html", str(page), home=trained, check=True)
+    dom = chromium("--dump-dom", page.as_uri()).stdout.decode()
+    # the browser's own parse: one row per token plus the heading, coloured cells in each
+    rows = re.findall(r"<tr>(.*?)</tr>", dom, re.S)
+    assert len(rows) == 1 + 9 and all(r.count("background: rgb") >= 4 for r in rows[1:])
+    shot = tmp_path / "x.png"
+    chromium("--window-size=1000,800", f"--screenshot={shot}", page.as_uri())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
