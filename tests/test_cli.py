@@ -285,7 +285,7 @@ def test_models_show_prints_the_config_as_text(trained):
     proc = run("models", "show", "default", home=trained, check=True)
     config = json.loads((trained / "default" / "config.json").read_text())
     arch = config["architecture"]
-    lines = proc.out.splitlines()
+    lines = proc.out.split("\n\n")[0].splitlines()  # the learning curve follows a blank line
     fields = dict(line.split(None, 1) for line in lines if not line.startswith(" "))
     assert fields["name"] == "default"
     assert fields["path"] == str(trained / "default")
