@@ -1,6 +1,7 @@
 """The Python API (`wordlstm.api`), and the command line as a thin layer over it."""
 
 import ast
+import subprocess
 import sys
 
 import pytest
@@ -10,7 +11,16 @@ import wordlstm
 from wordlstm import api
 from wordlstm.errors import SettingError
 
-UI_MODULES = {"wordlstm.api", "wordlstm.suggest"}  # the API and the interactive line's screen
+# presentation, which the CLI may import beside the API: the interactive line's screen,
+# explain's heat maps and page, the learning curve's drawing, score --color's bands
+RENDERERS = {
+    "wordlstm.suggest",
+    "wordlstm.render_explain",
+    "wordlstm.render_curve",
+    "wordlstm.render_rank",
+}
+UI_MODULES = {"wordlstm.api", *RENDERERS}
+TRAINING = ("wordlstm.training", "wordlstm.trainjob", "wordlstm.finetune", "wordlstm.resume")
 THIRD_PARTY_UI = {"typer", "rich"}
 
 
@@ -35,6 +45,14 @@ def test_cli_imports_only_the_public_api_typer_rich_and_the_standard_library():
     others = {n.split(".")[0] for n in names} - {"wordlstm"}
     outside = others - THIRD_PARTY_UI - set(sys.stdlib_module_names)
     assert not outside, outside
+
+
+@pytest.mark.parametrize("module", sorted(RENDERERS))
+def test_the_cli_s_renderers_import_no_training_module(module):
+    code = f"import sys, {module}; print(*sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert module in loaded.stdout.decode().split()
+    assert not set(loaded.stdout.decode().split()) & set(TRAINING)
 
 
 def test_the_import_check_sees_a_core_import():
@@ -153,3 +171,49 @@ def test_all_names_the_api():
     assert all(hasattr(api, name) for name in api.__all__)
     public = {n for n, v in vars(api).items() if not n.startswith("_") and callable(v)}
     assert {"load", "train", "Model", "Continuation", "Prediction"} <= set(api.__all__) & public
+
+
+def test_explain_and_attribute_are_what_the_cli_shows(trained, monkeypatch):
+    import json
+
+    monkeypatch.setenv("WORDLSTM_HOME", str(trained))
+    m = wordlstm.load("default")
+    e = m.explain("The cat sat on the", units=2)
+    a = m.attribute("The cat sat on the", "rug", other="mat")
+    args = ["explain", "The cat sat on the", "--units", "2", "--why", "rug", "--against", "mat"]
+    doc = json.loads(run(*args, "--json", home=trained, check=True).out)
+    assert doc["tokens"] == e.tokens == a.tokens and len(e.changing) == 2
+    assert doc["layers"][0]["f"] == e.layers[0].f.tolist()
+    assert doc["why"]["gradient_x_input"] == a.gradient_x_input.tolist()
+    assert doc["why"]["target"] == a.target
+
+
+def test_a_negative_units_names_the_field_here_and_the_flag_in_the_cli(trained, monkeypatch):
+    monkeypatch.setenv("WORDLSTM_HOME", str(trained))
+    with pytest.raises(SettingError) as e:
+        wordlstm.load("default").explain("The cat", units=-1)
+    assert e.value.fields == ["units"] and "--" not in str(e.value)
+    proc = run("explain", "The cat", "--units", "-1", home=trained)
+    assert proc.returncode == 2 and proc.err.strip() == "error: --units must not be negative"
+
+
+def test_token_texts_rebuild_the_line_as_the_tokenizer_spaces_it(trained, monkeypatch):
+    monkeypatch.setenv("WORDLSTM_HOME", str(trained))
+    m = wordlstm.load("default")
+    (s,) = m.score(["The cat sat on the mat."], per_token=True)
+    texts = m.token_texts(t.id for t in s.token_scores)
+    assert "".join(texts) == "The cat sat on the mat." and texts[-1] == ""
+    assert [t.rank >= 0 for t in s.token_scores] == [True] * len(texts)
+
+
+def test_the_learning_curve_comes_with_the_model_s_details(trained, monkeypatch):
+    monkeypatch.setenv("WORDLSTM_HOME", str(trained))
+    details = api.show("default")
+    history = details.config["history"]
+    assert details.curve.valid == [e["valid_ppl"] for e in history]
+    assert details.curve.train == [e["train_ppl"] for e in history]
+
+
+def test_check_gradients_passes_every_parameter():
+    checks = api.check_gradients()
+    assert len(checks) == 11 and all(c.passed for c in checks)

@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 
 import wordlstm.model
-from wordlstm import lstm
+from wordlstm import gradcheck, lstm
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.optim import SGD, Adam, RowGradient, dense, global_norm
 from wordlstm.regularisers import Regularisers
 
 # Every regulariser alone and all at once, each at a rate or weight large enough to matter
 # in the gradient; "dropout" is Zaremba et al.'s, one rate at all three sites, a new mask
-# per step. The AR and TAR weights are comparable to the cross-entropy, so a wrong gradient
-# of theirs would show.
+# per step.
 REGULARISERS = {
     "dropout": Regularisers.everywhere(0.3),
     "locked dropout": Regularisers(dropout=0.3, dropout_input=0.5, dropout_hidden=0.2, locked=True),
@@ -21,73 +20,46 @@ REGULARISERS = {
     "weight drop": Regularisers(weight_drop=0.5),
     "ar": Regularisers(ar=2.0),
     "tar": Regularisers(tar=2.0),
-    "all": Regularisers(
-        dropout=0.3,
-        dropout_input=0.5,
-        dropout_hidden=0.2,
-        locked=True,
-        embed_dropout=0.5,
-        weight_drop=0.5,
-        ar=2.0,
-        tar=2.0,
-    ),
+    "all": gradcheck.ALL_REGULARISERS,
 }
-
-
-def two_chunk_loss(model, chunks, dropout_seed):
-    """Loss (the cross-entropy plus AR and TAR) over consecutive BPTT chunks with the state
-    carried, and its exact gradient (the gradient flows back from the second chunk into the
-    first through the state). The generator seeded alike draws the same masks each time."""
-    rng = np.random.default_rng(dropout_seed)
-    state = model.zero_state(chunks[0][0].shape[1])
-    total, steps = 0.0, []
-    for x, y in chunks:
-        out, state, cache = model.forward(x, state, rng=rng)
-        loss, dout, dec = model.loss(out, y)
-        total += loss + model.penalty(cache)
-        steps.append((cache, dout, dec))
-    grads = {n: np.zeros_like(p) for n, p in model.params.items()}
-    dstate = None
-    for cache, dout, dec in reversed(steps):
-        g, dstate = model.backward(cache, dout, dec, dstate)
-        for n, v in g.items():
-            grads[n] += dense(v)
-    return total, grads
 
 
 @pytest.mark.parametrize("regularisers", list(REGULARISERS))
 @pytest.mark.parametrize("tied", [False, True])
 def test_every_parameter_matches_finite_differences_across_two_chunks(tied, regularisers):
-    arch = Architecture(vocab=7, embed=5, hidden=5 if tied else 4, layers=2, tied=tied)
-    reg = REGULARISERS[regularisers]
-    model = LanguageModel.init(arch, np.random.default_rng(0), dropout=reg, dtype=np.float64)
-    data_rng = np.random.default_rng(1)
-    T, B = 4, 3
-    stream = data_rng.integers(0, arch.vocab, size=(2 * T + 1, B))
-    chunks = [(stream[:T], stream[1 : T + 1]), (stream[T : 2 * T], stream[T + 1 : 2 * T + 1])]
-    # Non-zero biases and a larger weight scale make every gate term matter.
-    for p in model.params.values():
-        p += data_rng.uniform(-0.3, 0.3, p.shape)
-
-    _, grads = two_chunk_loss(model, chunks, dropout_seed=5)
-    expected = set(arch.shapes()) - ({"decoder.weight"} if tied else set())
+    problem = gradcheck.tiny_problem(tied, REGULARISERS[regularisers])
+    _, grads = gradcheck.loss_and_gradient(problem)
+    expected = set(problem.model.arch.shapes()) - ({"decoder.weight"} if tied else set())
     assert set(grads) == expected
+    for c in gradcheck.check(problem):
+        assert c.passed, f"{c.name}: relative error {c.error:.2e}"
 
+
+def test_the_gradient_at_the_embeddings_matches_finite_differences():
+    # what `explain` attributes with: dL/d(each token's embedding vector), one per step
+    problem = gradcheck.tiny_problem(False, Regularisers())
+    model = problem.model
+    x, y = problem.chunks[0]
+    out, _, cache = model.forward(x, model.zero_state(x.shape[1]))
+    _, dout, dec = model.loss(out, y)
+    _, _, dx = model.backward_to_embeddings(cache, dout, dec)
+    embedded = model.params["encoder.weight"].T[:, x]  # (E, T, B)
+    numeric = np.zeros_like(embedded)
     eps = 1e-6
-    for name, param in model.params.items():
-        numeric = np.zeros_like(param)
-        for j in np.ndindex(param.shape):  # param may be a view (the decoder's): index it
-            saved = param[j]
-            param[j] = saved + eps
-            up, _ = two_chunk_loss(model, chunks, dropout_seed=5)
-            param[j] = saved - eps
-            down, _ = two_chunk_loss(model, chunks, dropout_seed=5)
-            param[j] = saved
-            numeric[j] = (up - down) / (2 * eps)
-        err = np.abs(grads[name] - numeric).max() / max(
-            1e-12, np.abs(grads[name]).max() + np.abs(numeric).max()
-        )
-        assert err < 1e-5, f"{name}: relative error {err:.2e}"
+
+    def loss_at(e):
+        h, c = model.zero_state(x.shape[1])
+        for k in range(model.arch.layers):
+            w_ih, w_hh, bias = model._layer(k)
+            e, _ = lstm.forward(e, h[k], c[k], w_ih, w_hh, bias)
+        return model.loss(np.ascontiguousarray(e.reshape(e.shape[0], -1).T), y)[0]
+
+    for j in np.ndindex(embedded.shape):
+        up, down = embedded.copy(), embedded.copy()
+        up[j] += eps
+        down[j] -= eps
+        numeric[j] = (loss_at(up) - loss_at(down)) / (2 * eps)
+    assert gradcheck.relative_error(dx, numeric) < gradcheck.TOLERANCE
 
 
 def test_the_second_chunk_depends_on_the_first_through_the_carried_state():

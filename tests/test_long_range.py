@@ -3,32 +3,18 @@ words earlier ("Today, ..., I need" / "Last year, ..., I had"). A small LSTM tra
 demo generator's sentences picks the right verb for held-out sentences; a bigram model,
 which sees only "I", cannot do better than chance."""
 
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_generator
 
 from wordlstm import predict
 from wordlstm.checkpoint import load_model
-from wordlstm.settings import ModelSettings, Recipe
 from wordlstm.tokenizer import Tokenizer
-from wordlstm.trainjob import TrainJob, train_files
 
 ROOT = Path(__file__).resolve().parents[1]
-# One layer of 256 cells, Adam without dropout or forget-gate bias, and a fixed number of
-# epochs, so the result does not depend on the machine's speed (about 30 s here; it learns
-# the rule in epoch 3; with the default bias of 1 this model had not learnt it by epoch 5).
-
-
-def load_generator():
-    spec = importlib.util.spec_from_file_location("make_demo", ROOT / "corpora" / "make_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_demo"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +34,8 @@ def right_share(log_probs_of, tokenizer, held_out) -> float:
     return float(np.mean(np.array(right) > np.array(wrong)))
 
 
-def test_an_lstm_carries_the_time_phrase_to_the_verb(tmp_path, monkeypatch, held_out):
-    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
-    job = TrainJob(
-        files=[str(ROOT / "corpora" / "demo.txt")],
-        model="long-range",
-        net=ModelSettings(
-            embed=128, hidden=256, layers=1, dropout=0.0, tied=False, forget_bias=0.0
-        ),
-        recipe=Recipe(epochs=5, optimizer="adam", lr=0.005, average=False),
-    )
-    train_files(job)
-    loaded = load_model("long-range")
+def test_an_lstm_carries_the_time_phrase_to_the_verb(long_range_model, held_out):
+    loaded = load_model(str(long_range_model))
     tok = loaded.tokenizer
     reading = predict.read_lines(
         loaded.model, [tok.encode(p) for p, _, _ in held_out], tok.eos_id, distributions=True

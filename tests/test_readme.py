@@ -184,7 +184,8 @@ def test_the_python_example_in_readme_runs(env, monkeypatch):
 def test_every_flag_in_readme_is_one_that_help_lists():
     """README's flags are checked against `--help`: a renamed or removed flag fails here."""
     helps = ""
-    for command in ("train", "complete", "suggest", "score", "eval", "models", "models show"):
+    commands = ["train", "complete", "suggest", "score", "eval", "explain", "gradcheck"]
+    for command in [*commands, "models", "models show"]:
         proc = subprocess.run(
             [sys.executable, "-m", "wordlstm", *command.split(), "--help"],
             capture_output=True,

@@ -383,6 +383,18 @@ def test_a_history_written_before_improved_existed_still_resumes(corpus, tmp_pat
     train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
 
 
+def test_a_history_written_before_averaged_existed_still_resumes(corpus, tmp_path, monkeypatch):
+    """Epochs recorded `averaged` from issue 23 on; an older state reads it as False."""
+    monkeypatch.setenv("WORDLSTM_HOME", str(tmp_path))
+    with pytest.raises(Interrupted):
+        train_files(job(corpus, tmp_path / "m", epochs=3), on_progress=sigint_at(2, 3))
+    edit_state(tmp_path / "m", lambda d: [e.pop("averaged") for e in d["state"]["history"]])
+    assert [e.averaged for e in resume.read(tmp_path / "m").state.history] == [False]
+    train_files(job(corpus, tmp_path / "m", epochs=3, resume=True))
+    history = json.loads((tmp_path / "m" / "config.json").read_text())["history"]
+    assert [type(e["averaged"]) for e in history] == [bool] * 3
+
+
 def test_a_run_saved_before_the_regularisers_and_schedules_existed_resumes(interrupted, corpus):
     """A fingerprint without the settings added later (as runs saved before them have) reads
     as their defaults: the run resumes, and a run with one of them on is another run."""

@@ -34,6 +34,8 @@ from wordlstm.settings import CompleteOptions
 if TYPE_CHECKING:
     from wordlstm.autocomplete import Typing
     from wordlstm.checkpoint import Loaded
+    from wordlstm.explain import Attribution, Explanation
+    from wordlstm.gradcheck import ParamCheck
     from wordlstm.pipeline import Completion, LineScore
     from wordlstm.text import LineReader, LongLine
     from wordlstm.trainjob import TrainResult
@@ -44,6 +46,7 @@ __all__ = [
     "Continuation",
     "Evaluation",
     "Interrupted",
+    "LearningCurve",
     "Model",
     "ModelDetails",
     "ModelRow",
@@ -53,6 +56,7 @@ __all__ = [
     "SettingError",
     "SettingsDiffer",
     "WordlstmError",
+    "check_gradients",
     "first_line",
     "keep_freed_memory",
     "load",
@@ -226,6 +230,39 @@ class Model:
             figures |= keyboard_file(self.loaded, path)
         return Evaluation(**figures)
 
+    def explain(self, prompt: str, units: int = 8, top: int = 5) -> Explanation:
+        """The model reading `prompt`: every gate and state of every unit at every token,
+        each unit's memory (half-life from its forget gate), the `units` units whose cell
+        state moves most, and the `top` next words."""
+        from wordlstm.explain import explain
+
+        return explain(self.loaded, prompt, units=units, top=top)
+
+    def attribute(
+        self,
+        prompt: str,
+        word: str,
+        other: str | None = None,
+        spans: list[tuple[int, int]] | None = None,
+    ) -> Attribution:
+        """How much each token of `prompt` (and each token span [start, end)) moved log
+        p(`word`) after it, or log p(`word`) - log p(`other`): by gradient x input through
+        the hand-written backward pass, and by occlusion with <unk>."""
+        from wordlstm.explain import attribute
+
+        return attribute(self.loaded, prompt, word, other, spans)
+
+    def token_texts(self, ids: Iterable[int]) -> list[str]:
+        """The text each token of a line adds, in order, spaced as the tokenizer writes it
+        after the tokens before it ("" for the end-of-line token)."""
+        tok = self.loaded.tokenizer
+        written, texts = "", []
+        for i in ids:
+            piece = "" if i == tok.eos_id else tok.decode([i], after=written)
+            written += piece
+            texts.append(piece)
+        return texts
+
     def typing(self, top: int = 3) -> Typing:
         """A line to type into, with `top` suggestions after every keystroke."""
         from wordlstm.autocomplete import Typing
@@ -316,6 +353,15 @@ def train(
     return run_job(job, **{k: v for k, v in callbacks.items() if v is not None})
 
 
+def check_gradients(tied: bool = False) -> list[ParamCheck]:
+    """The hand-written backward pass checked here: on a tiny float64 model with every
+    regulariser on, each parameter's gradient against central finite differences over two
+    BPTT chunks, as its largest relative error (`ParamCheck.passed`)."""
+    from wordlstm import gradcheck
+
+    return gradcheck.check(gradcheck.tiny_problem(tied, gradcheck.ALL_REGULARISERS))
+
+
 def keep_freed_memory() -> None:
     """Lets this process's malloc keep freed blocks for reuse (a process-wide setting):
     faster training and scoring. The command line sets it; `train` sets it too."""
@@ -395,6 +441,32 @@ def _count_params(arch: dict) -> int:
 
 
 @dataclass
+class LearningCurve:
+    """A model's training per epoch (from 1): train and validation perplexity, where the
+    learning rate changed and where weight averaging began."""
+
+    train: list[float]
+    valid: list[float]
+    lr_changes: list[tuple[int, float]]  # (epoch, its new lr) where it differs from before
+    averaging_from: int | None  # the first epoch validated with averaged weights
+
+    @classmethod
+    def of(cls, history: list[dict]) -> LearningCurve:
+        """The curve of config.json's history; BadInput if it has no usable epochs."""
+        try:
+            train = [float(e["train_ppl"]) for e in history]
+            valid = [float(e["valid_ppl"]) for e in history]
+            lrs = [float(e["lr"]) for e in history]
+        except (KeyError, TypeError, ValueError):
+            raise BadInput("the model's history is damaged: no learning curve to draw") from None
+        if not history:
+            raise BadInput("the model has no finished epochs: no learning curve to draw")
+        changes = [(k + 1, lr) for k, lr in enumerate(lrs) if k and lr != lrs[k - 1]]
+        averaged = [k + 1 for k, e in enumerate(history) if e.get("averaged") is True]
+        return cls(train, valid, changes, averaged[0] if averaged else None)
+
+
+@dataclass
 class ModelDetails:
     """Everything config.json records about a model, and its run's status."""
 
@@ -404,6 +476,11 @@ class ModelDetails:
     params: int
     status: str  # training, interrupted or finished
     resume_command: str | None  # for an interrupted run: the command that resumes it
+
+    @property
+    def curve(self) -> LearningCurve:
+        """The learning curve of its history; BadInput if it has no usable epochs."""
+        return LearningCurve.of(self.config.get("history") or [])
 
 
 def show(name: str) -> ModelDetails:

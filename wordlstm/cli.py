@@ -585,11 +585,25 @@ def score(
         "line of tab-separated `token=id log_p` and then `Total: LOG_P OOV: UNKNOWN`",
     ),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per line"),
+    color: bool = typer.Option(
+        False,
+        "--color",
+        help="print each line (after its ppl) with its tokens coloured by the rank the model "
+        "gave them: top 1, top 10, top 100, beyond (a legend goes to stderr)",
+    ),
 ) -> None:
     """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
+    if color and (json_out or per_token):
+        raise BadInput("--color shows the ranks itself: leave out --json and --per-token")
     m = api.load(model)
     lines = api.read_lines(files or ["-"])
     totals = api.ScoreTotals()
+    if color:
+        from wordlstm.render_rank import RankView  # presentation, as suggest's screen
+
+        view = RankView(no_color())
+        stderr_console().print(view.legend())
+        per_token = True
     interrupted = False
     try:
         for s in m.score(lines, continuous=continuous, per_token=per_token):
@@ -599,6 +613,8 @@ def score(
                 if per_token:
                     obj["token_log_probs"] = [asdict(t) for t in s.token_scores]
                 print_json(obj)
+            elif color:
+                view.print(s, m.token_texts(t.id for t in s.token_scores))
             elif per_token:
                 sys.stdout.write(per_token_line(s) + "\n")
                 sys.stdout.flush()
@@ -805,10 +821,21 @@ def print_models_table(rows: list[dict]) -> None:
 def models_show(
     name: str = typer.Argument(..., help=MODEL_HELP),
     json_out: bool = typer.Option(False, "--json", help="print config.json as is"),
+    png: str = typer.Option(
+        None,
+        "--png",
+        help="also write the learning curve as a PNG here: train blue, valid orange, lr "
+        "changes dashed yellow, the start of averaging dashed green",
+    ),
 ) -> None:
-    """Everything config.json records about a model."""
+    """Everything config.json records about a model, and its learning curve: train and
+    validation perplexity per epoch, learning-rate changes and the start of averaging."""
+    from wordlstm import render_curve  # presentation, as suggest's screen
+
     details = api.show(name)
     config = details.config
+    if png is not None:
+        write_bytes(png, render_curve.picture(details.curve))
     if json_out:
         print_json(config)
         return
@@ -835,6 +862,13 @@ def models_show(
             f"{e['valid_ppl']:9.2f}  lr {e['lr']:g}  {e['seconds']:.1f} s"
         )
     sys.stdout.write("\n".join(lines) + "\n")
+    if config.get("history"):
+        from rich.console import Console
+
+        sys.stdout.write("\nlearning curve (perplexity, log scale)\n")
+        sys.stdout.flush()
+        curve = render_curve.text(details.curve)
+        Console(no_color=no_color(), highlight=False, soft_wrap=True).print(curve, end="")
 
 
 @models_app.command("rm", epilog=examples("wordlstm models rm old-run"))
@@ -842,6 +876,81 @@ def models_rm(name: str = typer.Argument(..., help=MODEL_HELP)) -> None:
     """Delete a model from the store."""
     path = api.remove(name)
     stderr_console().print(f"removed {name} ({path})")
+
+
+@app.command(
+    epilog=examples(
+        'wordlstm explain "Last year, due to my job, I"',
+        'wordlstm explain "Today, due to my job, I" --why need --against had',
+        'wordlstm explain "The cat" --units 4 --html cat.html',
+    )
+)
+def explain(
+    prompt: str = typer.Argument(..., help="the text whose reading to show"),
+    model: str = typer.Option("default", help=MODEL_HELP),
+    units: int = typer.Option(4, help="also show the cell state of the K units that change most"),
+    why: str = typer.Option(None, help="how much each token moved log p(WORD) after the prompt"),
+    against: str = typer.Option(None, help="with --why: attribute log p(WORD) - log p(OTHER)"),
+    json_out: bool = typer.Option(False, "--json", help="every gate per token, unit and layer"),
+    html_file: str = typer.Option(None, "--html", help="also write the page to this file"),
+) -> None:
+    """The LSTM reading a prompt: per token and layer the mean forget, input and output
+    gates and the cell-state norm (a heat map), what carried the memory (per unit the
+    half-life from the forget gate), and the next words; --why: which tokens moved a word's
+    probability, by gradient x input through the hand-written backward and by occlusion."""
+    if against is not None and why is None:
+        raise BadInput("--against needs --why, the word to compare it with")
+    from wordlstm import render_explain as render  # presentation, as suggest's screen
+
+    m = api.load(model)
+    text = argument_text(prompt)
+    e = m.explain(text, units=units)
+    if e.unknown:
+        stderr_console().print(f"unknown words: {', '.join(e.unknown)}")
+    attribution = None if why is None else m.attribute(text, why, other=against)
+    if html_file is not None:
+        write_text(html_file, render.page(e, attribution))
+    if json_out:
+        print_json(render.as_json(e, attribution))
+        return
+    from rich.console import Console
+
+    render.terminal(e, attribution, Console(no_color=no_color(), highlight=False, soft_wrap=True))
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a text file the user named; an OS error as one line."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes a file the user named; an OS error as one line."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise BadInput(f"cannot write {path}: {e.strerror}") from None
+
+
+@app.command(epilog=examples("wordlstm gradcheck", "wordlstm gradcheck --tied"))
+def gradcheck(
+    tied: bool = typer.Option(False, "--tied", help="check a model with tied weights"),
+) -> None:
+    """Checks the hand-written backward pass here: on a tiny float64 model with every
+    regulariser on, each parameter's gradient against central finite differences over two
+    BPTT chunks; prints per parameter the largest relative error. Exit 1 on a failure."""
+    checks = api.check_gradients(tied=tied)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        verdict = "PASS" if c.passed else "FAIL"
+        sys.stdout.write(f"{c.name:<{width}}  {c.size:4d}  {c.error:9.2e}  {verdict}\n")
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        sys.stdout.flush()
+        raise api.RunFailure(
+            f"the backward pass disagrees with finite differences for {', '.join(failed)}"
+        )
+    sys.stdout.write(f"all {len(checks)} parameters within {checks[0].tolerance:g}\n")
 
 
 def main() -> None:

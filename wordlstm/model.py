@@ -278,6 +278,24 @@ class LanguageModel:
         dL/d(every parameter) and dL/d(state) at the chunk's start. dstate is dL/d(final
         state) from beyond the chunk: None (zero) in truncated BPTT, the next chunk's result
         in an exact gradient check."""
+        grads, dstate0, dx = self.backward_to_embeddings(cache, dout, decoder_grads, dstate)
+        T, B = cache.inputs.shape
+        rows = dx.reshape(-1, T * B).T  # the gradient at each token's embedding
+        if self.arch.tied:  # the decoder's gradient for this matrix is already there
+            add_rows(grads["encoder.weight"], cache.inputs.reshape(-1), rows)
+        else:  # only the rows of the chunk's tokens are nonzero
+            ids, where = xp.unique(cache.inputs, return_inverse=True)
+            d_embed = xp.zeros((len(ids), rows.shape[1]), dtype=rows.dtype)
+            add_rows(d_embed, where.reshape(-1), rows)
+            grads["encoder.weight"] = RowGradient(ids, d_embed, self.params["encoder.weight"].shape)
+        return grads, dstate0
+
+    def backward_to_embeddings(
+        self, cache: Cache, dout: "xp.ndarray", decoder_grads: dict, dstate: tuple | None = None
+    ) -> tuple:
+        """`backward` up to the embeddings: returns the gradients of the LSTM's parameters
+        (with the decoder's given), dL/d(state) at the chunk's start and dL/d(each token's
+        embedding) as (E, T, B), before the embedding's rows of the chunk gather it."""
         L, H = self.arch.layers, self.arch.hidden
         reg = self.regularisers
         T, B = cache.inputs.shape
@@ -310,15 +328,7 @@ class LanguageModel:
             dx = dx * cache.masks[0]
         if cache.words is not None:  # through embedding dropout: e = E[w] * m[w]
             dx = dx * cache.words
-        rows = dx.reshape(-1, T * B).T  # the gradient at each token's embedding
-        if self.arch.tied:  # the decoder's gradient for this matrix is already there
-            add_rows(grads["encoder.weight"], cache.inputs.reshape(-1), rows)
-        else:  # only the rows of the chunk's tokens are nonzero
-            ids, where = xp.unique(cache.inputs, return_inverse=True)
-            d_embed = xp.zeros((len(ids), rows.shape[1]), dtype=rows.dtype)
-            add_rows(d_embed, where.reshape(-1), rows)
-            grads["encoder.weight"] = RowGradient(ids, d_embed, self.params["encoder.weight"].shape)
-        return grads, (xp.stack(dh0), xp.stack(dc0))
+        return grads, (xp.stack(dh0), xp.stack(dc0)), dx
 
     def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":
         """log softmax over the vocabulary for each row of the decoder's input."""

@@ -22,6 +22,7 @@ class TokenScore:
     token: str
     id: int
     log_prob: float
+    rank: int  # how many tokens the model found likelier (0: its first choice)
 
 
 @dataclass
@@ -48,7 +49,7 @@ def score_lines(
     token, lines that arrive together side by side in one batch; or, when continuous, one
     after another with the state carried from line to line. A long line is read piece by
     piece with the state carried, which gives what reading it at once would. Each token's
-    score is kept only with `per_token`."""
+    score (and rank) is kept only with `per_token`."""
     tok, model = loaded.tokenizer, loaded.model
     if continuous:
         state = None
@@ -65,10 +66,11 @@ def score_lines(
                 yield tally.score(shown_text(run))
                 continue
             encoded = [tok.encode(text) for text in run]
-            reading = predict.read_lines(model, encoded, tok.eos_id)
-            for text, ids, scores in zip(run, encoded, reading.scores, strict=True):
+            reading = predict.read_lines(model, encoded, tok.eos_id, ranks=per_token)
+            ranks = reading.ranks or [None] * len(run)
+            for text, ids, scores, rank in zip(run, encoded, reading.scores, ranks, strict=True):
                 tally = _Tally(per_token)
-                tally.add(tok, _with_eos(ids, tok.eos_id), scores)
+                tally.add(tok, _with_eos(ids, tok.eos_id), scores, rank)
                 yield tally.score(text)
 
 
@@ -91,15 +93,16 @@ class _Tally:
         self.per_token = per_token
         self.token_scores: list[TokenScore] = []
 
-    def add(self, tok: Tokenizer, targets: np.ndarray, log_probs: np.ndarray) -> None:
-        """Counts the scored targets (the end-of-line token among them at the line's end)."""
+    def add(self, tok: Tokenizer, targets: np.ndarray, log_probs: np.ndarray, ranks=None) -> None:
+        """Counts the scored targets (the end-of-line token among them at the line's end);
+        ranks are given when per_token."""
         self.tokens += len(targets)
         self.unknown += int(np.count_nonzero(targets == tok.unk_id))
         self.log_prob += float(log_probs.sum(dtype=np.float64))
         if self.per_token:
             self.token_scores += [
-                TokenScore(tok.id_to_token(i), i, float(lp))
-                for i, lp in zip(targets.tolist(), log_probs, strict=True)
+                TokenScore(tok.id_to_token(i), i, float(lp), int(r))
+                for i, lp, r in zip(targets.tolist(), log_probs, ranks, strict=True)
             ]
 
     def score(self, text: str) -> LineScore:
@@ -122,18 +125,31 @@ def _read_parts(
         ids = tok.encode(text)
         if ends:
             reading = predict.read_lines(
-                model, [ids], tok.eos_id, state, lead=lead, distributions=distributions
+                model,
+                [ids],
+                tok.eos_id,
+                state,
+                lead=lead,
+                distributions=distributions,
+                ranks=tally.per_token,
             )
-            tally.add(tok, _with_eos(ids, tok.eos_id), reading.scores[0])
+            tally.add(
+                tok, _with_eos(ids, tok.eos_id), reading.scores[0], _line_ranks(reading.ranks)
+            )
             return reading
         if len(ids):
             held = int(ids[-1])
             reading = predict.read_lines(
-                model, [ids[:-1]], tok.eos_id, state, lead=lead, follow=held
+                model, [ids[:-1]], tok.eos_id, state, lead=lead, follow=held, ranks=tally.per_token
             )
-            tally.add(tok, ids, reading.scores[0])
+            tally.add(tok, ids, reading.scores[0], _line_ranks(reading.ranks))
             state, lead = reading.state, held
     raise ValueError("the parts of a line must end with one that ends it")
+
+
+def _line_ranks(ranks: list[np.ndarray] | None) -> np.ndarray | None:
+    """The first line's ranks of a reading, if it has any."""
+    return None if ranks is None else ranks[0]
 
 
 def _parts(line: str | LongLine) -> Iterable[tuple[str, bool]]:

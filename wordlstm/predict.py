@@ -23,6 +23,7 @@ class Reading:
     scores: list[np.ndarray]
     next_log_probs: "xp.ndarray | None"
     state: tuple
+    ranks: list[np.ndarray] | None = None  # each token's rank (0: the first choice), if asked
 
 
 def read_lines(
@@ -34,12 +35,14 @@ def read_lines(
     distributions: bool = False,
     lead: int | None = None,
     follow: int | None = None,
+    ranks: bool = False,
 ) -> Reading:
     """Reads lines side by side, one per batch column, each as if it followed another:
     from `state` (zero if None) fed the end-of-line token, then its tokens. Shorter lines are
     padded at the end; each line's results are taken where it ends. Steps go in chunks of
     READ_CHUNK, so memory stays bounded for any line length. With `distributions`, also the
-    full next-token distribution after each line (for completion).
+    full next-token distribution after each line (for completion); with `ranks`, also how
+    many tokens the model found likelier than each scored one.
 
     A line read in parts goes on from the state after the part before: `lead` is then the
     token fed first instead of the end-of-line token, and `follow` the token scored after
@@ -57,6 +60,7 @@ def read_lines(
         targets[len(ids), b] = eos_id if follow is None else follow
     valid = np.arange(T)[:, None] < lengths[None, :]
     scores = np.zeros((T, B))
+    rank = np.zeros((T, B), dtype=np.int64) if ranks else None
     state = model.zero_state(B) if state is None else state
     end_h, end_c = (xp.empty_like(a) for a in state)
     nxt = xp.empty((B, model.arch.vocab), dtype=model.dtype) if distributions else None
@@ -65,16 +69,19 @@ def read_lines(
         out, state, cache = model.forward(xp.asarray(x), state)
         keep = valid[start : start + len(x)].reshape(-1)
         part = scores[start : start + len(x)].reshape(-1)
-        part[keep] = to_host(
-            model.score(out[keep], xp.asarray(targets[start : start + len(x)].reshape(-1)[keep]))[0]
-        )
+        y = xp.asarray(targets[start : start + len(x)].reshape(-1)[keep])
+        log_probs, r = model.score(out[keep], y, ranks=ranks)
+        part[keep] = to_host(log_probs)
+        if ranks:
+            rank[start : start + len(x)].reshape(-1)[keep] = to_host(r)
         ending = np.flatnonzero((lengths - 1 >= start) & (lengths - 1 < start + len(x)))
         steps = lengths[ending] - 1 - start
         for k, layer in enumerate(cache.layers):
             end_h[k, ending], end_c[k, ending] = layer.state_after(steps, ending)
         if distributions and len(ending):
             nxt[ending] = model.log_probs(out[steps * B + ending])
-    return Reading([scores[:n, b] for b, n in enumerate(lengths)], nxt, (end_h, end_c))
+    per_line = None if rank is None else [rank[:n, b] for b, n in enumerate(lengths)]
+    return Reading([scores[:n, b] for b, n in enumerate(lengths)], nxt, (end_h, end_c), per_line)
 
 
 def top_k(log_probs, k: int, exclude: tuple[int, ...] = ()) -> list[tuple[int, float]]:

@@ -12,7 +12,7 @@ import io
 import json
 import types
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ _SCALARS = {
     if f.name not in (*_ARRAYS, "history", "start")
 }
 _EPOCH = {name: _json_types(hint) for name, hint in typing.get_type_hints(Epoch).items()}
+# fields added to Epoch later, with the value an epoch written before them reads as
+_EPOCH_ADDED = {f.name: f.default for f in fields(Epoch) if f.default is not MISSING}
 
 
 @dataclass
@@ -157,17 +159,20 @@ def _unpack(doc: dict, prefix: str, arrays: dict) -> TrainState:
     _typed(doc, {**_SCALARS, "history": (list,)})
     return TrainState(
         **{key: doc[key] for key in _SCALARS},
-        history=[Epoch(**_typed(_with_improved(e), _EPOCH)) for e in doc["history"]],
+        history=[Epoch(**_typed(_older_epoch(e), _EPOCH)) for e in doc["history"]],
         **{name: group(name) or (None if name in _OPTIONAL_ARRAYS else {}) for name in _ARRAYS},
     )
 
 
-def _with_improved(epoch: dict) -> dict:
+def _older_epoch(epoch: dict) -> dict:
     """An epoch of the history; one written before `improved` existed gets it from `saved`,
-    which meant the same then."""
-    if isinstance(epoch, dict) and "improved" not in epoch:
-        return {**epoch, "improved": epoch.get("saved")}
-    return epoch
+    which meant the same then, and one written before a field with a default (`averaged`)
+    gets that default."""
+    if not isinstance(epoch, dict):
+        return epoch
+    if "improved" not in epoch:
+        epoch = {**epoch, "improved": epoch.get("saved")}
+    return {**_EPOCH_ADDED, **epoch}
 
 
 def _typed(doc: dict, expected: dict) -> dict:

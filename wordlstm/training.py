@@ -79,6 +79,7 @@ class Epoch:
     tokens: int
     improved: bool  # below the best validation perplexity so far: the schedule's signal
     saved: bool  # improved, or within NEAR_BEST of the best: these weights are the model now
+    averaged: bool = False  # the weights validated were the running average (ASGD)
 
 
 @dataclass
@@ -310,6 +311,7 @@ class _Run:
             tokens=self.tokens,
             improved=self.best is None or valid.ppl < self.best,
             saved=self.best is None or valid.ppl <= self.best * (1 + NEAR_BEST),
+            averaged=self.average is not None,
         )
 
     def end_epoch(self, result: Epoch, spent: float) -> None:
