@@ -7,9 +7,10 @@ For each corpus and seed it runs the real command, `wordlstm train CORPUS --max-
 --seed S --model NAME --json EXTRA`, in a private store, then asks the saved model, for
 held-out sentences (seed HELD_OUT_SEED of the generator, whose prompts are not in the
 training text), whether the right verb is more likely than the wrong one after the prompt.
-The demo corpus is corpora/demo.txt; the probe corpus is written by corpora/make_probe.py
-(seed 0) for the run. Runs go one after another, never two at once; measure on a quiet
-machine, since --max-time makes the epochs a run gets depend on its speed.
+The demo corpus is corpora/demo.txt; the probe and holdout corpora are written by
+corpora/make_probe.py and make_holdout.py (seed 0) for the run. Runs go one after another,
+never two at once; measure on a quiet machine, since --max-time makes the epochs a run gets
+depend on its speed.
 
 Rows accumulate in a JSON file beside the table, keyed by flags, corpus and seed, so that
 several recipes (different --extra) are measured one after another and shown side by side;
@@ -25,6 +26,7 @@ import importlib.util
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +45,9 @@ from wordlstm.backend import to_host  # noqa: E402
 from wordlstm.checkpoint import load_model  # noqa: E402
 
 HELD_OUT_SEED = 4242  # the generators' training text is their seed 0
-TRAINING_SENTENCES = {"demo": 10_000, "probe": 8_000}  # demo.txt is make_demo's 10,000
-GENERATORS = {"demo": "make_demo.py", "probe": "make_probe.py"}
+TRAINING_SENTENCES = {"demo": 10_000, "probe": 8_000, "holdout": 5_000}  # demo.txt: 10,000
+# holdout only checks the defaults that demo and probe chose (corpora/make_holdout.py)
+GENERATORS = {"demo": "make_demo.py", "probe": "make_probe.py", "holdout": "make_holdout.py"}
 PASS = 0.97  # the share of right verbs the issue asks of every seed
 BATCH = 256  # prompts read side by side
 
@@ -58,6 +61,7 @@ class Row:
     seed: int
     max_time: float
     accuracy: float  # share of held-out pairs with the right verb more likely
+    by_kind: dict[str, float]  # the same share for each kind of dependency, if several
     pairs: int
     epochs: int
     saved_epoch: int  # the epoch of the saved weights
@@ -80,39 +84,48 @@ def generator(corpus: str) -> ModuleType:
 
 
 def training_text(corpus: str, folder: Path) -> Path:
-    """The corpus's training file: demo.txt, or the probe written into `folder`."""
+    """The corpus's training file: demo.txt, or the generator's text written into `folder`."""
     if corpus == "demo":
         return ROOT / "corpora" / "demo.txt"
-    path = folder / "probe.txt"
+    path = folder / f"{corpus}.txt"
     if not path.exists():
         sentences = generator(corpus).generate(0, TRAINING_SENTENCES[corpus])
         path.write_text("".join(s.text + "\n" for s in sentences), encoding="utf-8")
     return path
 
 
-def held_out(corpus: str, n: int) -> list[tuple[str, str, str]]:
-    """`n` (prompt, right verb, wrong verb) triples whose prompts the training text lacks."""
+def held_out(corpus: str, n: int) -> list[tuple[str, str, str, str]]:
+    """`n` (prompt, right verb, wrong verb, kind of dependency) whose prompts the training
+    text lacks; the kind is "" for generators of one kind."""
     module = generator(corpus)
     seen = {prompt for prompt, _, _ in module.pairs(0, TRAINING_SENTENCES[corpus])}
-    fresh = [p for p in module.pairs(HELD_OUT_SEED, 2 * n) if p[0] not in seen]
+    fresh = [
+        (s.prompt, s.verb, s.wrong, getattr(s, "kind", ""))
+        for s in module.generate(HELD_OUT_SEED, 2 * n)
+        if s.verb and s.prompt not in seen
+    ]
     return fresh[:n]
 
 
-def right_share(model: str, pairs: list[tuple[str, str, str]]) -> float:
+def right_shares(model: str, pairs: list[tuple[str, str, str, str]]) -> dict[str, float]:
     """The share of `pairs` for which the model (a store name or folder) gives the right verb
-    a higher probability than the wrong one right after the prompt."""
+    a higher probability than the wrong one right after the prompt: under "" for all pairs,
+    and under each kind's name for a generator of several kinds."""
     loaded = load_model(model)
     tok = loaded.tokenizer
-    right = 0
+    right: dict[str, list[bool]] = {"": []}
     for start in range(0, len(pairs), BATCH):
         batch = pairs[start : start + BATCH]
         reading = predict.read_lines(
-            loaded.model, [tok.encode(p) for p, _, _ in batch], tok.eos_id, distributions=True
+            loaded.model, [tok.encode(p[0]) for p in batch], tok.eos_id, distributions=True
         )
         log_probs = np.asarray(to_host(reading.next_log_probs))
-        for row, (_, verb, wrong) in zip(log_probs, batch, strict=True):
-            right += bool(row[tok.token_to_id(verb)] > row[tok.token_to_id(wrong)])
-    return right / len(pairs)
+        for row, (_, verb, wrong, kind) in zip(log_probs, batch, strict=True):
+            ok = bool(row[tok.token_to_id(verb)] > row[tok.token_to_id(wrong)])
+            right[""].append(ok)
+            if kind:
+                right.setdefault(kind, []).append(ok)
+    return {kind: sum(oks) / len(oks) for kind, oks in right.items()}
 
 
 def train_and_measure(
@@ -136,13 +149,15 @@ def train_and_measure(
         raise SystemExit(f"wordlstm {shlex.join(args)} failed:\n{proc.stderr}")
     summary = json.loads(proc.stdout.splitlines()[-1])
     config = json.loads((Path(summary["path"]) / "config.json").read_text())
-    shown = ["corpora/demo.txt" if corpus == "demo" else "probe.txt", *args[2:]]
+    shown = ["corpora/demo.txt" if corpus == "demo" else f"{corpus}.txt", *args[2:]]
+    shares = right_shares(summary["path"], pairs)
     return Row(
         flags=flags,
         corpus=corpus,
         seed=seed,
         max_time=max_time,
-        accuracy=right_share(summary["path"], pairs),
+        accuracy=shares.pop(""),
+        by_kind=shares,
         pairs=len(pairs),
         epochs=summary["epochs"],
         saved_epoch=config["metrics"]["epoch"],
@@ -176,7 +191,8 @@ def table(rows: list[Row]) -> str:
         "right when the saved model gives the right verb a higher probability than the wrong "
         f"one after the prompt; held-out sentences are the generator's seed {HELD_OUT_SEED}, "
         "minus prompts of the training text. `probe.txt` is "
-        "`python corpora/make_probe.py --out probe.txt`.",
+        "`python corpora/make_probe.py --out probe.txt`, `holdout.txt` "
+        "`python corpora/make_holdout.py --out holdout.txt`; holdout never chose a default.",
         "",
         f"| flags | corpus | max time | seeds | lowest | median | seeds ≥ {PASS:.0%} |",
         "|---|---|---|---|---|---|---|",
@@ -193,17 +209,23 @@ def table(rows: list[Row]) -> str:
         )
     lines += [
         "",
-        "| flags | corpus | seed | right verbs | pairs | epochs | saved epoch | last lr "
+        "| flags | corpus | seed | right verbs | by kind | pairs | epochs | saved epoch | last lr "
         "| valid ppl | seconds | command | date |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r.flags or '(defaults)'}` | {r.corpus} | {r.seed} | **{r.accuracy:.1%}** | "
-            f"{r.pairs} | {r.epochs} | {r.saved_epoch} | {r.last_lr:.3g} | {r.valid_ppl:.3f} "
+            f"{kinds(r.by_kind)} | {r.pairs} | {r.epochs} | {r.saved_epoch} | {r.last_lr:.3g} | "
+            f"{r.valid_ppl:.3f} "
             f"| {r.seconds:.0f} | `{r.command}` | {r.date} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def kinds(by_kind: dict[str, float]) -> str:
+    """ "tense 99.0%, number 51.2%", or "" for a generator of one kind."""
+    return ", ".join(f"{kind} {share:.1%}" for kind, share in by_kind.items())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,9 +237,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--held-out", type=int, default=1000, help="held-out pairs per corpus")
     p.add_argument("--out", type=Path, default=Path(__file__).with_name("longrange.md"))
     p.add_argument("--json-out", type=Path, help="the rows so far [default: --out as .json]")
+    p.add_argument("--keep", type=Path, help="copy each saved model into this folder")
     args = p.parse_args(argv)
     saved = args.json_out or args.out.with_suffix(".json")
-    rows = [Row(**r) for r in json.loads(saved.read_text())] if saved.exists() else []
+    rows = (
+        [Row(**{"by_kind": {}} | r) for r in json.loads(saved.read_text())]
+        if saved.exists()
+        else []
+    )
     with tempfile.TemporaryDirectory(prefix="wordlstm-longrange-") as folder:
         for corpus in args.corpora.split(","):
             pairs = held_out(corpus, args.held_out)
@@ -226,9 +253,14 @@ def main(argv: list[str] | None = None) -> None:
                     corpus, seed, args.max_time, args.extra, pairs, Path(folder)
                 )
                 rows = replaced(rows, row)
+                if args.keep:
+                    name = f"{corpus}-{seed}"
+                    shutil.copytree(Path(folder) / "store" / name, args.keep / name,
+                                    dirs_exist_ok=True)  # fmt: skip
                 saved.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-                print(f"{row.corpus} seed {row.seed} {row.flags}: {row.accuracy:.1%} right, "
-                      f"{row.epochs} epochs, {row.seconds:.0f} s", file=sys.stderr)  # fmt: skip
+                print(f"{row.corpus} seed {row.seed} {row.flags}: {row.accuracy:.1%} right "
+                      f"{kinds(row.by_kind)}, {row.epochs} epochs, {row.seconds:.0f} s",
+                      file=sys.stderr)  # fmt: skip
                 args.out.write_text(table(rows))
     print(table(rows))
 
