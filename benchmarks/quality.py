@@ -24,7 +24,7 @@ CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 # where PyTorch's reads 10, so a plateau may fall elsewhere
 CONFIG_A = (
     "--layers 2 --hidden 200 --embed 200 --dropout 0.2 --tied --bptt 35 --batch-size 20 "
-    "--no-average --forget-bias 0 --schedule plateau"
+    "--no-average --forget-bias 0"
 ).split()
 SPLITS = {  # name: (train file, eval file, PyTorch epochs, PyTorch seconds)
     "wt2": ("wikitext-2/test.txt", "wikitext-2/valid.txt", 9, 700),

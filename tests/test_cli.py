@@ -32,8 +32,7 @@ def test_train_writes_a_model_folder_with_the_contract_files(trained):
     # the default dropout: 2,196 training tokens of a 34-word vocabulary, 65 per word: none
     assert (config["data"]["train_tokens"], config["architecture"]["vocab"]) == (2196, 34)
     assert config["dropout"] == 0.0
-    assert config["recipe"]["forget_bias"] == 0.0  # the default: PyTorch's initialisation
-    assert config["recipe"]["schedule"] == "budget"
+    assert config["recipe"]["forget_bias"] == 1.0  # the default: forget gates start open
     assert config["metrics"]["valid_ppl"] > 1
     w = load_file(folder / "model.safetensors")
     names = set(w)

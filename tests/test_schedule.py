@@ -63,14 +63,14 @@ PLATEAUS = [100, 90, 95, 80, 85, 70, 60, 50, 40, 30]  # epochs 3 and 5 do not im
 
 
 def test_averaging_begins_at_the_first_epoch_that_does_not_improve(monkeypatch):
-    saved = scripted_run(monkeypatch, PLATEAUS, schedule="plateau")
+    saved = scripted_run(monkeypatch, PLATEAUS)
     assert [s.average is not None for s in saved[:3]] == [False, False, True]
     # the first plateau begins the average instead of dividing; the next one divides
     assert [s.lr for s in saved[:6]] == [20, 20, 20, 20, 5, 5]
 
 
 def test_without_averaging_every_plateau_divides_the_learning_rate(monkeypatch):
-    saved = scripted_run(monkeypatch, PLATEAUS, average=False, schedule="plateau")
+    saved = scripted_run(monkeypatch, PLATEAUS, average=False)
     assert [s.lr for s in saved[:6]] == [20, 20, 5, 5, 1.25, 1.25]
 
 
@@ -88,11 +88,7 @@ def test_a_later_epoch_near_the_best_is_saved_but_does_not_count_as_better(monke
     near; 89 is a new best."""
     epochs = []
     saved = scripted_run(
-        monkeypatch,
-        [100, 90, 90.1, 90.15, 90.2, 89],
-        on_epoch=epochs.append,
-        average=False,
-        schedule="plateau",
+        monkeypatch, [100, 90, 90.1, 90.15, 90.2, 89], on_epoch=epochs.append, average=False
     )
     assert [e.improved for e in epochs] == [True, True, False, False, False, True]
     assert [e.saved for e in epochs] == [True, True, True, True, False, True]
@@ -117,7 +113,7 @@ def test_the_model_folder_holds_the_near_best_epoch_and_its_history_both_flags(
 
 
 def test_no_averaging_without_average(monkeypatch):
-    saved = scripted_run(monkeypatch, [100, 90, 95, 80, 70], average=False, schedule="plateau")
+    saved = scripted_run(monkeypatch, [100, 90, 95, 80, 70], average=False)
     assert all(s.average is None for s in saved)
 
 
@@ -136,9 +132,7 @@ def test_the_average_holds_the_weights_of_every_tenth_step_since_it_began(monkey
     def watch(progress, model):
         seen[progress.epoch, progress.step] = {n: p.copy() for n, p in model.params.items()}
 
-    saved = scripted_run(
-        monkeypatch, [100, 110, 120], watch=watch, schedule="plateau"
-    )  # epoch 2 begins it
+    saved = scripted_run(monkeypatch, [100, 110, 120], watch=watch)  # epoch 2 begins it
     steps = max(step for epoch, step in seen if epoch == 3)
     taken = [seen[2, steps]] + [seen[3, s] for s in range(1, steps + 1, AVERAGE_EVERY)]
     assert saved[2].averaged == len(taken) == 3
@@ -184,11 +178,11 @@ def test_train_records_the_dropout_its_text_calls_for(tmp_path, per_word, flags,
     assert config["dropout"] == dropout
 
 
-def test_a_forget_bias_goes_into_the_forget_rows_only():
-    """--forget-bias 1 goes into the forget rows of each layer's bias and nowhere else: a
-    fresh cell keeps sigmoid(1) = 73% of its state per step, not half."""
+def test_the_default_model_starts_with_its_forget_gates_open():
+    """The default forget-gate bias (1) goes into the forget rows of each layer's bias and
+    nowhere else: a fresh cell keeps sigmoid(1) = 73% of its state per step, not half."""
     arch = Architecture(vocab=30, embed=16, hidden=16, layers=2)
-    bias = 1.0
+    bias = ModelSettings().forget_bias
     opened = LanguageModel.init(arch, np.random.default_rng(0), forget_bias=bias)
     plain = LanguageModel.init(arch, np.random.default_rng(0))
     H = arch.hidden
@@ -210,12 +204,7 @@ def test_the_lr_floor_stops_the_division_and_training_goes_on_at_it(monkeypatch)
     0.3125), where the remaining epochs train, every step at it."""
     rates = []
     saved = scripted_run(
-        monkeypatch,
-        FLAT,
-        watch=lambda p, m: rates.append(p.lr),
-        average=False,
-        lr_floor=1.0,
-        schedule="plateau",
+        monkeypatch, FLAT, watch=lambda p, m: rates.append(p.lr), average=False, lr_floor=1.0
     )
     assert [s.lr for s in saved] == [20, 5, 1.25, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert len(saved) == len(FLAT) and min(rates) == 1.0
@@ -224,16 +213,14 @@ def test_the_lr_floor_stops_the_division_and_training_goes_on_at_it(monkeypatch)
 def test_the_lr_floor_with_averaging(monkeypatch):
     """The first plateau begins the average and keeps the rate; the later ones divide it
     down to the floor and no further."""
-    saved = scripted_run(monkeypatch, FLAT, lr_floor=0.5, schedule="plateau")
+    saved = scripted_run(monkeypatch, FLAT, lr_floor=0.5)
     assert [s.lr for s in saved] == [20, 20, 5, 1.25, 0.5, 0.5, 0.5, 0.5]
 
 
 def test_a_floor_above_the_rate_never_raises_it(monkeypatch):
     """A rate already below the floor (here --lr; or after a divergence retry, which may go
     below it) is kept at plateaus, not brought up to the floor."""
-    saved = scripted_run(
-        monkeypatch, [100, 110, 120], average=False, lr=0.5, lr_floor=1.0, schedule="plateau"
-    )
+    saved = scripted_run(monkeypatch, [100, 110, 120], average=False, lr=0.5, lr_floor=1.0)
     assert [s.lr for s in saved] == [0.5, 0.5, 0.5]
 
 
@@ -295,7 +282,7 @@ def test_the_cli_passes_the_schedule_options_and_a_resume_must_agree(home, corpu
 
 @pytest.mark.parametrize(
     "options",
-    [{"lr_floor": 8.0, "average": False, "schedule": "plateau"}, {"schedule": "budget"}],
+    [{"lr_floor": 2.0, "average": False}, {"schedule": "budget"}],
     ids=["lr floor", "budget schedule"],
 )
 def test_a_run_with_the_schedule_options_resumes_exactly(corpus, tmp_path, options):
@@ -307,7 +294,7 @@ def test_a_run_with_the_schedule_options_resumes_exactly(corpus, tmp_path, optio
     history = json.loads((reference / "config.json").read_text())["history"]
     state = read(reference).state
     if "lr_floor" in options:
-        assert [e["lr"] for e in history][-3:] == [8.0] * 3  # the floor, not 20 / 4
+        assert [e["lr"] for e in history][-3:] == [2.0] * 3  # the floor was reached
     else:
         assert state.averaged > 1 and {e["lr"] for e in history} == {20.0}
     interrupted = tmp_path / "interrupted"
@@ -324,16 +311,15 @@ def test_a_run_with_the_schedule_options_resumes_exactly(corpus, tmp_path, optio
 def test_a_run_saved_before_the_schedule_options_existed_resumes_with_their_defaults(
     corpus, tmp_path
 ):
-    """Its fingerprint lacks them; it trained on the plateau schedule without a floor (the
-    defaults then), so it resumes with those and is refused with others (today's default
-    budget schedule included)."""
+    """Its fingerprint lacks them; it trained as the defaults do (plateau, no floor), so it
+    resumes with those and is refused with others."""
     folder = tmp_path / "m"
-    train_files(tiny_job([corpus], folder, epochs=1, schedule="plateau"))
+    train_files(tiny_job([corpus], folder, epochs=1))
     doc = json.loads((folder / "training.json").read_text())
     for key in ("schedule", "lr_floor"):
         del doc["fingerprint"]["settings"][key]
     (folder / "training.json").write_text(json.dumps(doc))
     with pytest.raises(BadInput, match="schedule"):
         train_files(tiny_job([corpus], folder, epochs=2, resume=True, schedule="budget"))
-    train_files(tiny_job([corpus], folder, epochs=2, resume=True, schedule="plateau"))
+    train_files(tiny_job([corpus], folder, epochs=2, resume=True))
     assert len(read(folder).state.history) == 2

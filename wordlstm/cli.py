@@ -170,13 +170,13 @@ def train(
     ),
     tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
     forget_bias: float = typer.Option(
-        0.0, help="added to the forget gates' initial bias (1: the cells start out remembering)"
+        1.0, help="added to the forget gates' initial bias, so that the cells start out remembering"
     ),
     bptt: int = typer.Option(35, help="steps of backpropagation through time per chunk"),
     batch_size: int = typer.Option(20, help="parallel streams per step"),
     epochs: int = typer.Option(40, help="passes over the training text"),
     max_time: float = typer.Option(None, help="wall-clock budget in seconds"),
-    optimizer: str = typer.Option("sgd", help="sgd or adam"),
+    optimizer: str = typer.Option("sgd", help="sgd (lr /4 on plateaus) or adam"),
     lr: float = typer.Option(None, help="learning rate [default: 20 for sgd, 0.002 for adam]"),
     clip: float = typer.Option(0.25, help="global gradient-norm clip"),
     average: bool = typer.Option(
@@ -185,9 +185,9 @@ def train(
         help="average the weights from the first plateau (lr kept) or the last 40% of the budget",
     ),
     schedule: str = typer.Option(
-        "budget",
-        help="budget (lr kept; averaging over the last 40% of --epochs or --max-time) or "
-        "plateau (sgd: lr /4 on plateaus)",
+        "plateau",
+        help="plateau (sgd: lr /4 on plateaus) or budget (lr kept; averaging over the last 40% "
+        "of --epochs or --max-time)",
     ),
     lr_floor: float = typer.Option(
         0.0, help="sgd: plateaus divide the lr no lower than this; training goes on at it"

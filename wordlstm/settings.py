@@ -28,10 +28,9 @@ class Recipe:
     # training.AVERAGE_FROM of the epochs or of max_time is spent, validate and save the
     # running average of the weights since then (every training.AVERAGE_EVERY-th step's;
     # ASGD-style), not the last ones; that first plateau then does not divide the rate
-    schedule: str = "budget"  # "budget": plateaus change nothing, the rate stays, and
+    schedule: str = "plateau"  # "plateau": with SGD, an epoch that does not improve divides
+    # the learning rate (as above); "budget": plateaus change nothing, the rate stays, and
     # averaging begins once training.AVERAGE_FROM of the budget is spent, so all of it trains
-    # (a rate divided on every plateau falls to nothing and leaves long-range rules unlearnt);
-    # "plateau": with SGD, an epoch that does not improve divides the learning rate
     lr_floor: float = 0.0  # the plateau schedule divides the rate no lower than this and
     # trains on at it; divergence retries still divide (the same step would diverge again)
 
@@ -67,8 +66,7 @@ class ModelSettings:
     layers: int = 2
     dropout: float | None = None  # None: by tokens per vocabulary word (default_dropout)
     tied: bool = True
-    forget_bias: float = 0.0  # PyTorch's: a bias of 1 (cells start out remembering) learnt
-    # long-range rules less often (benchmarks/NOTES.md, "Long-range learning")
+    forget_bias: float = 1.0  # cells start out remembering: see README, "train"
     dropout_input: float | None = None  # None: the dropout's
     dropout_hidden: float | None = None  # None: the dropout's
     locked: bool = False
