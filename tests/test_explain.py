@@ -118,15 +118,16 @@ def test_gradient_x_input_is_the_targets_slope_along_each_embedding(tiny):
 
 def test_the_time_phrase_carries_the_verb(long_range_model):
     """On held-out generator sentences, attribution of log p(right verb) - log p(wrong verb)
-    (benchmarks/attribution.py's measure): occluding the time phrase lowers the preference
-    for the right verb, and flips it where the phrase is a past one (the model reads <unk>
-    as a present opener). All the shares, those asserted and those not, are in the
-    message."""
+    (benchmarks/attribution.py's measure): the model has learnt the rule, and occluding the
+    time phrase lowers the preference for the right verb. How often it flips the preference
+    depends on how the model reads <unk> (past phrases flipped in 99% of sentences with one
+    BLAS thread's weights, 46% with two's), so it is reported, not asserted: all the shares
+    are in the message."""
     shares = attribution.measure(
         load_model(str(long_range_model)), attribution.held_out_sentences(400)
     )
+    assert shares.right >= 0.95, shares
     assert shares.phrase_lowers >= 0.9, shares
-    assert shares.phrase_flips_past >= 0.9, shares
 
 
 def test_the_attribution_benchmark_writes_its_table(demo_home, tmp_path):
