@@ -229,9 +229,10 @@ def test_one_writer_lock_is_exclusive_and_cleans_up(tmp_path):
     with store.writer_lock(path):
         assert (tmp_path / ".m.lock").read_text() == f"{os.getpid()}\n"
         held = f"being trained by another process .pid {os.getpid()}"
-        with pytest.raises(RunFailure, match=held):
+        with pytest.raises(RunFailure, match=held) as e:
             with store.writer_lock(path):
                 pass
+        assert str(e.value).endswith("use another model")  # the API's word, not a flag
         with store.writer_lock(tmp_path / "other"):  # other models are free
             pass
     assert os.listdir(tmp_path) == []
@@ -251,7 +252,10 @@ def test_a_second_training_into_one_model_is_refused_until_the_first_dies(home, 
         assert read_epoch_line(first.stderr).startswith(b"epoch   1 |")  # it holds the lock
         started = time.monotonic()
         second = run("train", str(corpus), *TINY, "--epochs", "1", home=home)
-        assert_one_error_line(second, 1, f"being trained by another process (pid {first.pid})")
+        line = assert_one_error_line(
+            second, 1, f"being trained by another process (pid {first.pid})"
+        )
+        assert line.endswith("use another --model")
         assert time.monotonic() - started < 30
     finally:
         first.kill()

@@ -480,8 +480,9 @@ def test_training_that_keeps_diverging_stops_and_keeps_the_last_good_save(
 ):
     retries = []
     on_progress = poison(monkeypatch, "loss", lambda position: position[0] >= 2)
-    with pytest.raises(RunFailure, match="diverged .* in epoch 2 .* 0.3125"):
+    with pytest.raises(RunFailure, match="diverged .* in epoch 2 .* 0.3125") as e:
         train_files(job(corpus, tmp_path / "m"), on_progress=on_progress, on_retry=retries.append)
+    assert str(e.value).endswith("try a lower lr or clip")  # the settings' names, not flags
     assert [r.lr for r in retries] == [5.0, 1.25, 0.3125]
     loaded = load_model(str(tmp_path / "m"))
     assert loaded.config["metrics"]["epoch"] == 1
@@ -494,6 +495,7 @@ def test_cli_divergence_is_one_error_line_and_saves_nothing(home, corpus):
     assert proc.returncode == 1, proc.err
     errors = [line for line in proc.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "diverged" in errors[0]
+    assert errors[0].endswith("try a lower --lr or --clip")
     assert proc.err.splitlines()[-1] == errors[0]
     assert "Warning" not in proc.err and "Traceback" not in proc.err
     assert proc.err.count("back to the start of the epoch") == 3

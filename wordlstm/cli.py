@@ -14,7 +14,7 @@ from dataclasses import asdict
 import typer
 
 from wordlstm import __version__, api
-from wordlstm.api import BadInput, SettingError, SettingsDiffer, WordlstmError
+from wordlstm.api import BadInput, SettingsDiffer, WordlstmError
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -62,7 +62,7 @@ def flag(field: str) -> str:
 
 def message(e: WordlstmError) -> str:
     """An error's message in the command line's words: settings named by their flags."""
-    return e.worded(flag) if isinstance(e, SettingError) else str(e)
+    return e.worded(flag) if isinstance(e, WordlstmError) else str(e)
 
 
 def no_color() -> bool:

@@ -8,9 +8,25 @@ from dataclasses import dataclass
 
 
 class WordlstmError(Exception):
-    """A failure with a one-line message meant for the user."""
+    """A failure with a one-line message meant for the user. With `names_settings` the
+    message is a template naming settings as `{field}`: `str()` gives it with the settings'
+    field names, as the Python API takes them ("lr must be positive"); `worded` with other
+    names for them, such as the command line's flags."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, names_settings: bool = False) -> None:
+        self.template = message if names_settings else literal(message)
+        super().__init__(self.worded(str))
+
+    @property
+    def fields(self) -> list[str]:
+        """The settings the message names, in order."""
+        return [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each setting called `name(field)`."""
+        return self.template.format_map({field: name(field) for field in self.fields})
 
 
 class BadInput(WordlstmError):
@@ -37,22 +53,10 @@ class Interrupted(WordlstmError):
 
 
 class SettingError(BadInput):
-    """A setting with an unusable value. The message is a template naming the settings as
-    `{field}`: `str()` gives it with the settings' field names, as the Python API takes
-    them ("lr must be positive"); `worded` with other names for them, such as flags."""
+    """A setting with an unusable value; its message names the settings as `{field}`."""
 
     def __init__(self, template: str) -> None:
-        self.template = template
-        super().__init__(self.worded(str))
-
-    @property
-    def fields(self) -> list[str]:
-        """The settings the message names, in order."""
-        return [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
-
-    def worded(self, name: Callable[[str], str]) -> str:
-        """The message with each setting called `name(field)`."""
-        return self.template.format_map({field: name(field) for field in self.fields})
+        super().__init__(template, names_settings=True)
 
 
 def first_line(e: BaseException) -> str:

@@ -53,7 +53,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from .errors import BadInput, RunFailure, WordlstmError, first_line
+from .errors import BadInput, RunFailure, WordlstmError, first_line, literal
 
 FORMAT_VERSION = 1
 CONFIG = "config.json"
@@ -81,7 +81,7 @@ class Busy(RunFailure):
     """Another process holds the writer lock of a model (`holder`: its pid as it wrote it)."""
 
     def __init__(self, message: str, holder: str) -> None:
-        super().__init__(message)
+        super().__init__(message, names_settings=True)
         self.holder = holder
 
 
@@ -387,8 +387,8 @@ def _take(fd: int, lock: Path, path: Path) -> bool:
     except BlockingIOError:
         holder = (os.read(fd, 20).decode("ascii", "replace").split() or ["?"])[0]
         raise Busy(
-            f"{path} is being trained by another process (pid {holder}); "
-            "wait for it to end or use another --model",
+            f"{literal(path)} is being trained by another process (pid {literal(holder)}); "
+            "wait for it to end or use another {model}",
             holder,
         ) from None
     try:

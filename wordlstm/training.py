@@ -20,7 +20,7 @@ import numpy as np
 
 from wordlstm.backend import from_host, to_host, xp
 from wordlstm.data import batchify, chunks
-from wordlstm.errors import BadInput, RunFailure, SettingError
+from wordlstm.errors import BadInput, RunFailure, SettingError, literal
 from wordlstm.model import LanguageModel
 from wordlstm.optim import clip_scale, global_norm, make_optimizer
 from wordlstm.predict import evaluate
@@ -193,9 +193,10 @@ def train(
             except Diverged as e:
                 if epoch_start.retries >= MAX_RETRIES:
                     raise RunFailure(
-                        f"training diverged ({e.reason}) in epoch {run.epoch} even after "
+                        f"training diverged ({literal(e.reason)}) in epoch {run.epoch} even after "
                         f"lowering the learning rate to {epoch_start.lr:g}; nothing from this "
-                        "epoch was saved; try a lower --lr or --clip"
+                        "epoch was saved; try a lower {lr} or {clip}",
+                        names_settings=True,
                     ) from None
                 epoch_start.retries += 1
                 epoch_start.lr /= LR_DIVISOR
