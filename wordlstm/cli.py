@@ -655,6 +655,11 @@ def evaluate(
     keyboard: bool = typer.Option(
         True, "--keyboard/--no-keyboard", help="also the keystroke savings and top-3 of words"
     ),
+    cache_size: int = typer.Option(
+        api.CACHE_SIZE,
+        help="the word cache: the model's last N states and the words after them, kept per "
+        "stream and mixed into the prediction as far as they help; 0 = the model alone",
+    ),
 ) -> None:
     """Perplexity and top-1/top-5 next-word accuracy on a file (the benchmark protocol).
 
@@ -669,13 +674,19 @@ def evaluate(
     m = api.load(model)
     with TokenProgress(stderr_console(), "eval") as progress:
         r = m.evaluate(
-            file, batch_size=batch_size, bptt=bptt, keyboard=keyboard, on_progress=progress.update
+            file,
+            batch_size=batch_size,
+            bptt=bptt,
+            keyboard=keyboard,
+            cache_size=cache_size,
+            on_progress=progress.update,
         )
     if json_out:
         print_json(r.to_dict())
         return
     rows = [
         ("perplexity", f"{r.perplexity:.2f}"),
+        *([("without the word cache", f"{r.model_perplexity:.2f}")] if r.cache_size else []),
         ("top-1 accuracy", f"{100 * r.top1:.2f}%"),
         ("top-5 accuracy", f"{100 * r.top5:.2f}%"),
         ("top-1 / top-5 of words", f"{100 * r.top1_words:.2f}% / {100 * r.top5_words:.2f}%"),

@@ -342,14 +342,16 @@ def evaluate_file(
     *,
     batch_size: int = 10,
     bptt: int = 35,
+    cache_size: int = 0,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict:
     """The benchmark protocol on one file: the whole text as one stream with the state
     carried across lines, read as `batch_size` parallel streams like the PyTorch example's
-    validation. Returns perplexity, top-1/top-5 accuracy (also over word targets only,
-    leaving out <unk> and <eos>), the token count and the unknown rate. The file is read
-    in bounded pieces and its tokens kept on disk, so memory does not grow with it.
-    Reports progress as `on_progress(tokens done, tokens in all)`."""
+    validation, with a word cache of `cache_size` steps unless 0. Returns perplexity (and
+    the model's own, without the cache), top-1/top-5 accuracy (also over word targets only,
+    leaving out <unk> and <eos>), the token count and the unknown rate. The file is read in
+    bounded pieces and its tokens kept on disk, so memory does not grow with it. Reports
+    progress as `on_progress(tokens done, tokens in all)`."""
     if batch_size < 1 or bptt < 1:
         raise SettingError("{batch_size} and {bptt} must be at least 1")
     tok = loaded.tokenizer
@@ -361,9 +363,11 @@ def evaluate_file(
             batch_size=batch_size,
             bptt=bptt,
             special=(tok.unk_id, tok.eos_id),
+            cache_size=cache_size,
             on_progress=on_progress,
         )
-    return {"file": path, "model": str(loaded.path), **result.summary()}
+    figures = result.summary()
+    return {"file": path, "model": str(loaded.path), **figures, "cache_size": cache_size}
 
 
 def _spool_tokens(tok: Tokenizer, path: str, spool: TokenSpool) -> None:

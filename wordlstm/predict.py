@@ -9,6 +9,7 @@ import numpy as np
 from wordlstm.backend import to_host, xp
 from wordlstm.data import TokenSpool, parallel_chunks
 from wordlstm.model import LanguageModel
+from wordlstm.wordcache import WordCache
 
 # Steps fed at once when reading lines: bounds memory for any line length.
 READ_CHUNK = 512
@@ -164,6 +165,7 @@ class Evaluation:
     words: int = 0
     words_top1: int = 0
     words_top5: int = 0
+    model_nll: float = 0.0  # the model's own, without the word cache (the same if none)
 
     @property
     def ppl(self) -> float:
@@ -174,6 +176,7 @@ class Evaluation:
         n, w = max(1, self.tokens), max(1, self.words)
         return {
             "perplexity": self.ppl,
+            "model_perplexity": float(np.exp(self.model_nll / max(1, self.tokens))),
             "top1": self.top1 / n,
             "top5": self.top5 / n,
             "top1_words": self.words_top1 / w,
@@ -191,21 +194,27 @@ def evaluate(
     bptt: int = 35,
     special: tuple[int, int] = (0, 1),
     accuracy: bool = True,
+    cache_size: int = 0,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> Evaluation:
     """Perplexity and top-1/top-5 accuracy of a stream (an array, or a spool for one too
     long to hold) read as `batch_size` parallel streams with the state carried from chunk
-    to chunk, as the PyTorch example validates.
+    to chunk, as the PyTorch example validates, the model's probabilities mixed with a
+    word cache of each stream's last `cache_size` words if not 0 (`wordlstm.wordcache`).
     `special` is (unknown id, end-of-line id); accuracy=False skips ranking the targets
     (their counts stay 0), for validation, which needs the perplexity only. Calls
     `on_progress(tokens done, tokens in all)` after each chunk."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
     state = model.zero_state(batch_size)
+    words = WordCache(cache_size, batch_size, model.arch.hidden) if cache_size else None
     total = Evaluation()
     positions = (len(ids) // batch_size - 1) * batch_size
     for x, y in parallel_chunks(ids, batch_size, bptt):
         out, state, _ = model.forward(xp.asarray(x), state)
-        true, rank = model.score(out, xp.asarray(y), ranks=accuracy)
+        true, rank = model.score(out, xp.asarray(y), ranks=accuracy and words is None)
+        total.model_nll -= float(to_host(true).sum(dtype=np.float64))
+        if words is not None:
+            true, rank = _ranked(words.mix(to_host(model.log_probs(out)), to_host(out), y), y)
         y = y.reshape(-1)
         total.tokens += len(y)
         total.nll -= float(to_host(true).sum(dtype=np.float64))
@@ -221,3 +230,11 @@ def evaluate(
         total.words_top1 += int((word & (rank < 1)).sum())
         total.words_top5 += int((word & (rank < 5)).sum())
     return total
+
+
+def _ranked(log_p: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log p of each target (T, B) from rows of log-probabilities (T*B, V), and how many
+    tokens are likelier than each."""
+    targets = targets.reshape(-1)
+    true = log_p[np.arange(len(targets)), targets]
+    return true, (log_p > true[:, None]).sum(axis=1)

@@ -106,3 +106,13 @@ class CompleteOptions:
             raise SettingError("{top_p} must be in (0, 1]")
         if (self.top_k or self.top_p < 1) and not self.sample:
             raise SettingError("{top_k} and {top_p} cut {sample}'s choices: add {sample}")
+
+
+CACHE_SIZE = 300  # the word cache's steps kept per stream when reading a text (wordcache.py)
+
+
+def check_cache_size(size: int) -> int:
+    """The word cache's size if usable: a whole number, 0 for no cache."""
+    if type(size) is not int or size < 0:
+        raise SettingError("{cache_size} must be a whole number, at least 0")
+    return size
