@@ -265,9 +265,16 @@ def tokens_per_sec(result: dict, tokens: int) -> float:
 
 def complete_wall_time(runs: int) -> list[float]:
     """Whole-process seconds of `wordlstm complete` on a config-S model (random weights,
-    a 10,000-word vocabulary)."""
+    a 10,000-word vocabulary), with the package's bytecode compiled as `pip install` leaves
+    it (an editable install under PYTHONDONTWRITEBYTECODE would compile every module anew
+    in every run)."""
+    import compileall
+
+    import wordlstm
     from wordlstm import checkpoint
     from wordlstm.tokenizer import Tokenizer
+
+    compileall.compile_dir(Path(wordlstm.__file__).parent, quiet=1)
 
     home = Path(tempfile.mkdtemp(prefix="wordlstm-bench-"))
     words = [f"w{i}" for i in range(V - 2)]

@@ -9,7 +9,6 @@ import numpy as np
 from wordlstm.backend import to_host, xp
 from wordlstm.data import TokenSpool, parallel_chunks
 from wordlstm.model import LanguageModel
-from wordlstm.wordcache import WordCache
 
 # Steps fed at once when reading lines: bounds memory for any line length.
 READ_CHUNK = 512
@@ -206,7 +205,11 @@ def evaluate(
     `on_progress(tokens done, tokens in all)` after each chunk."""
     batch_size = max(1, min(batch_size, len(ids) // 2))
     state = model.zero_state(batch_size)
-    words = WordCache(cache_size, batch_size, model.arch.hidden) if cache_size else None
+    words = None
+    if cache_size:
+        from wordlstm.wordcache import WordCache  # here: eval alone needs it
+
+        words = WordCache(cache_size, batch_size, model.arch.hidden)
     total = Evaluation()
     positions = (len(ids) // batch_size - 1) * batch_size
     for x, y in parallel_chunks(ids, batch_size, bptt):
