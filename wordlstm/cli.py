@@ -932,14 +932,19 @@ def write_bytes(path: str, data: bytes) -> None:
         raise BadInput(f"cannot write {path}: {e.strerror}") from None
 
 
-@app.command(epilog=examples("wordlstm gradcheck", "wordlstm gradcheck --tied"))
+@app.command(
+    epilog=examples(
+        "wordlstm gradcheck", "wordlstm gradcheck --tied", "wordlstm gradcheck --softmax adaptive"
+    )
+)
 def gradcheck(
     tied: bool = typer.Option(False, "--tied", help="check a model with tied weights"),
+    softmax: str = typer.Option("full", help="check a model with this softmax: full or adaptive"),
 ) -> None:
     """Checks the hand-written backward pass here: on a tiny float64 model with every
     regulariser on, each parameter's gradient against central finite differences over two
     BPTT chunks; prints per parameter the largest relative error. Exit 1 on a failure."""
-    checks = api.check_gradients(tied=tied)
+    checks = api.check_gradients(tied=tied, softmax=softmax)
     width = max(len(c.name) for c in checks)
     for c in checks:
         verdict = "PASS" if c.passed else "FAIL"
