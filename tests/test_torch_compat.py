@@ -51,3 +51,37 @@ def test_torch_gives_the_same_log_probs(home, corpus, tied):
         expected = logp[torch.arange(len(ids)), torch.tensor(ids)].numpy()
         got = np.array([t["log_prob"] for t in scored])
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_the_adaptive_softmax_is_torchs_adaptive_log_softmax(home, corpus):
+    """The adaptive softmax's arrays, under `adaptive.`, load into
+    nn.AdaptiveLogSoftmaxWithLoss(head_bias=True) and give the log-probabilities of `score`."""
+    args = ["--layers", "2", "--no-tied", "--softmax", "adaptive", "--cutoffs", "5,15"]
+    run("train", str(corpus), *TINY, *args, "--epochs", "2", home=home, check=True)
+    folder = home / "default"
+    arch = json.loads((folder / "config.json").read_text())["architecture"]
+    state = load_file(folder / "model.safetensors")
+
+    encoder = torch.nn.Embedding(arch["vocab"], arch["embed"])
+    rnn = torch.nn.LSTM(arch["embed"], arch["hidden"], arch["layers"])
+    decoder = torch.nn.AdaptiveLogSoftmaxWithLoss(
+        arch["hidden"], arch["vocab"], arch["cutoffs"], div_value=arch["div_value"], head_bias=True
+    )
+    for prefix, module in (("encoder.", encoder), ("rnn.", rnn), ("adaptive.", decoder)):
+        module.load_state_dict(
+            {n[len(prefix) :]: t for n, t in state.items() if n.startswith(prefix)}, strict=True
+        )
+
+    text = "Last year, due to my job, I had a loan.\nThe dog sat on the mat.\n"
+    proc = run("score", "--json", "--per-token", input=text, home=home, check=True)
+    for line in proc.out.splitlines():
+        scored = json.loads(line)["token_log_probs"]
+        ids = [t["id"] for t in scored]
+        inputs = torch.tensor([ids[-1]] + ids[:-1]).unsqueeze(1)  # (T, 1), from the end of line
+        with torch.no_grad():
+            out, _ = rnn(encoder(inputs))
+            logp = decoder.log_prob(out.squeeze(1))
+        expected = logp[torch.arange(len(ids)), torch.tensor(ids)].numpy()
+        got = np.array([t["log_prob"] for t in scored])
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+        assert {i >= 5 for i in ids} == {True, False}  # words of the head and of the clusters

@@ -6,15 +6,15 @@ frequent first), so the cut-offs c_0 < c_1 < ... < c_{n-1} split the vocabulary 
 
     head        the words 0 .. c_0 - 1 and one token per tail cluster: c_0 + n outputs
     cluster i   the words c_i .. c_{i+1} - 1 (c_n = V), read through a projection P_i (d_i, H),
-                d_i = H // div^(i+1), then their own output layer (O_i, b_i)
+                d_i = H // div^(i+1), then their own output layer O_i (no bias)
 
     log p(w) = log softmax(h W^T + b)[w]                                    w in the head
-    log p(w) = log softmax(h W^T + b)[c_0 + i] + log softmax(h P_i^T O_i^T + b_i)[w - c_i]
+    log p(w) = log softmax(h W^T + b)[c_0 + i] + log softmax(h P_i^T O_i^T)[w - c_i]
 
 A token of the head costs the head's product; one of cluster i adds its cluster's, made small
 by the projection. The arrays are those of PyTorch's nn.AdaptiveLogSoftmaxWithLoss(head_bias=
-True) under the prefix `adaptive.`: head.weight (W), head.bias (b), tail.{i}.0.weight (P_i),
-tail.{i}.1.weight (O_i) and tail.{i}.1.bias (b_i).
+True) under the prefix `adaptive.`: head.weight (W), head.bias (b), tail.{i}.0.weight (P_i)
+and tail.{i}.1.weight (O_i); as there (and in fairseq's), the clusters have no bias.
 
 With tied weights the head's word rows are the embedding's rows of the same words (as the full
 softmax ties its decoder, Press & Wolf 2017); the cluster tokens' rows and the tails are the
@@ -47,9 +47,9 @@ def default_cutoffs(vocab: int) -> tuple[int, ...]:
     return tuple(cutoffs)
 
 
-def tail_names(i: int) -> tuple[str, str, str]:
-    """Cluster i's projection P_i, output weight O_i and output bias b_i."""
-    return f"adaptive.tail.{i}.0.weight", f"adaptive.tail.{i}.1.weight", f"adaptive.tail.{i}.1.bias"
+def tail_names(i: int) -> tuple[str, str]:
+    """Cluster i's projection P_i and output weight O_i."""
+    return f"adaptive.tail.{i}.0.weight", f"adaptive.tail.{i}.1.weight"
 
 
 def projection_widths(hidden: int, div_value: float, clusters: int) -> tuple[int, ...]:
@@ -119,13 +119,12 @@ class Clusters:
         H, n = self.hidden, len(self.cutoffs)
         shapes = {HEAD_WEIGHT: (self.shortlist + n, H), HEAD_BIAS: (self.shortlist + n,)}
         for i, d in enumerate(self.dims):
-            proj, weight, bias = tail_names(i)
-            size = self.edges[i + 1] - self.edges[i]
-            shapes.update({proj: (d, H), weight: (size, d), bias: (size,)})
+            proj, weight = tail_names(i)
+            shapes.update({proj: (d, H), weight: (self.edges[i + 1] - self.edges[i], d)})
         return shapes
 
-    def last_output(self) -> tuple[str, str]:
-        """The output weight and bias whose rows are the last words: where new words go."""
+    def last_output(self) -> tuple[str, ...]:
+        """The output weight (and bias) whose rows are the last words: where new words go."""
         return tail_names(len(self.cutoffs) - 1)[1:] if self.cutoffs else (HEAD_WEIGHT, HEAD_BIAS)
 
 
@@ -150,9 +149,10 @@ class AdaptiveSoftmax:
         params[HEAD_BIAS] = self.head[H]
         self.tails = []
         for i, d in enumerate(c.dims):
-            _, weight, bias = tail_names(i)
-            block = softmax.decoder_block(params[weight], params[bias])
-            params[weight], params[bias] = block[:d].T, block[d]
+            weight = tail_names(i)[1]
+            bias = xp.zeros(params[weight].shape[0], dtype=params[weight].dtype)  # stays 0
+            block = softmax.decoder_block(params[weight], bias)
+            params[weight] = block[:d].T
             self.tails.append(block)
 
     def _head(self) -> "xp.ndarray":
@@ -190,12 +190,11 @@ class AdaptiveSoftmax:
         else:
             grads[HEAD_WEIGHT] = d_head[:H].T
         for i, d in enumerate(c.dims):
-            proj, weight, bias = tail_names(i)
+            proj, weight = tail_names(i)
             P, rows = self.params[proj], xp.flatnonzero(cluster == i)
             if len(rows) == 0:  # no target in the cluster: its arrays have no gradient
                 grads[proj] = xp.zeros_like(P)
                 grads[weight] = xp.zeros_like(self.params[weight])
-                grads[bias] = xp.zeros_like(self.params[bias])
                 continue
             h = out[rows]
             u = h @ P.T  # the projection into the cluster
@@ -206,7 +205,7 @@ class AdaptiveSoftmax:
             loss += share * loss_i
             du *= share  # through the share
             d_tail *= share
-            grads[weight], grads[bias] = d_tail[:d].T, d_tail[d]
+            grads[weight] = d_tail[:d].T  # (its last row, the bias's, unused)
             grads[proj] = du.T @ h  # through u = h P^T, to P
             dout[rows] += du @ P  # through u = h P^T, to h
         return loss, dout, grads

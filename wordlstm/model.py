@@ -216,7 +216,8 @@ class LanguageModel:
                 weights[name] = weights["encoder.weight"]
                 continue
             old = weights[name]
-            rows = initial(name, (vocab - len(old), *old.shape[1:]), arch.hidden, rng, old.dtype)
+            shape = (vocab - self.arch.vocab, *old.shape[1:])
+            rows = initial(name, shape, arch.hidden, rng, old.dtype)
             weights[name] = xp.concatenate([old, rows])
         return LanguageModel.from_weights(arch, weights, self.dropout)
 
