@@ -288,4 +288,4 @@ def test_resume_through_the_cli_takes_the_split_from_the_run_and_is_exact(home, 
     assert max_difference(home / "part", home / "whole") == 0.0
     other = run("train", "--resume", "--epochs", "3", "--model", "part", "--cutoffs", "5,16",
                 "--softmax", "adaptive", home=home)  # fmt: skip
-    assert_one_error_line(other, 2, "--cutoffs [5, 16] (the run used [5, 15])")
+    assert_one_error_line(other, 2, "--cutoffs 5,16 (the run used 5,15)")

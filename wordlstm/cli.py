@@ -335,7 +335,9 @@ def flag_words(param, field: str, value) -> str | None:
 
 
 def value_text(value) -> str:
-    """A flag's value as a user types it (20.0 as 20)."""
+    """A flag's value as a user types it (20.0 as 20, [2000, 10000] as 2000,10000)."""
+    if isinstance(value, list):
+        return ",".join(map(value_text, value)) or "none"
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
