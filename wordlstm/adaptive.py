@@ -2,7 +2,8 @@
 vocabularies that gives exact normalised probabilities at a fraction of the full softmax's cost.
 
 Word ids are ranks by training frequency (the tokenizer's: <unk> and <eos>, then the words most
-frequent first), so the cut-offs c_0 < c_1 < ... < c_{n-1} split the vocabulary by id alone:
+frequent first; a grown vocabulary's new words come last, so they join the last cluster), and
+the cut-offs c_0 < c_1 < ... < c_{n-1} split the vocabulary by id alone, with no permutation:
 
     head        the words 0 .. c_0 - 1 and one token per tail cluster: c_0 + n outputs
     cluster i   the words c_i .. c_{i+1} - 1 (c_n = V), read through a projection P_i (d_i, H),
@@ -226,9 +227,8 @@ class AdaptiveSoftmax:
             if len(rows):
                 u = out[rows] @ self.params[tail_names(i)[0]].T
                 local = targets[rows] - self.clusters.edges[i]
-                log_probs[rows] += softmax.target_log_probs(self.tails[i], u, local, cells, False)[
-                    0
-                ]
+                in_cluster, _ = softmax.target_log_probs(self.tails[i], u, local, cells, False)
+                log_probs[rows] += in_cluster
         return log_probs, None
 
     def _ranked(self, out, targets, cells: int) -> tuple["xp.ndarray", "xp.ndarray"]:
@@ -253,7 +253,7 @@ class AdaptiveSoftmax:
         log_probs[:, : c.shortlist] = log_head[:, : c.shortlist]
         for i, d in enumerate(c.dims):
             tail, u = self.tails[i], out @ self.params[tail_names(i)[0]].T
-            in_cluster = softmax.log_softmax(u @ tail[:d] + tail[d])
+            in_cluster = softmax.log_softmax(u @ tail[:d])  # (the bias row is 0)
             log_probs[:, c.edges[i] : c.edges[i + 1]] = (
                 log_head[:, c.shortlist + i, None] + in_cluster
             )
