@@ -58,11 +58,11 @@ def projection_widths(hidden: int, div_value: float, clusters: int) -> tuple[int
     return tuple(int(hidden // div_value ** (i + 1)) for i in range(clusters))
 
 
-def check_choice(softmax: str, cutoffs) -> None:
+def check_choice(softmax: str, has_cutoffs: bool) -> None:
     """SettingError unless `softmax` is one of SOFTMAXES, with cut-offs only if adaptive."""
     if softmax not in SOFTMAXES:
         raise SettingError(f"{{softmax}} must be one of {', '.join(SOFTMAXES)}")
-    if cutoffs and softmax != "adaptive":
+    if has_cutoffs and softmax != "adaptive":
         raise SettingError("{cutoffs} go with {softmax} adaptive")
 
 

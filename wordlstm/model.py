@@ -47,7 +47,7 @@ class Architecture:
             raise SettingError(
                 f"{{tied}} needs {{embed}} == {{hidden}} (got {self.embed} and {self.hidden})"
             )
-        adaptive.check_choice(self.softmax, self.cutoffs)
+        adaptive.check_choice(self.softmax, bool(self.cutoffs))
         if self.softmax == "adaptive":
             self.clusters  # noqa: B018  (checks the cut-offs against the vocabulary)
 
