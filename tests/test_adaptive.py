@@ -12,6 +12,7 @@ from conftest import TINY, assert_one_error_line, max_difference, run
 from safetensors.numpy import load_file
 
 from wordlstm import adaptive, api, gradcheck, softmax
+from wordlstm.checkpoint import load_model
 from wordlstm.errors import SettingError
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.optim import dense
@@ -201,6 +202,12 @@ def test_train_saves_the_split_in_config_json_and_the_weights_by_name(adaptive_h
     )
     loaded = api.load(str(folder))
     assert loaded.config["architecture"] == arch
+    # the trained float32 model's distributions, whole, sum to 1 too
+    model = load_model(str(folder)).model
+    out, _, _ = model.forward(np.array([[1, 7, 20, 30]]).T, model.zero_state(1))
+    probs = np.exp(model.log_probs(out).astype(np.float64))
+    assert probs.shape == (4, V)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=1e-5)
 
 
 def test_score_complete_and_show_read_the_adaptive_model(adaptive_home):
