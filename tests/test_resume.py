@@ -23,14 +23,15 @@ from wordlstm.model import LanguageModel
 from wordlstm.settings import ModelSettings, Recipe
 from wordlstm.trainjob import train_files
 
-SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised"]
+SETUPS = ["sgd", "adam, untied", "sgd, dropout", "sgd, regularised", "sgd, adaptive"]
 DROPOUT = 0.3  # the "sgd, dropout" setup's: each step draws its masks from the generator
 
 
 def job(corpus, folder, setup="sgd", **kw):
     """The tiny training job on the corpus: the default SGD recipe (tied weights; no dropout
-    on this corpus), Adam with untied weights, SGD with dropout, or SGD with two layers and
-    every regulariser on (their masks drawn from the training generator)."""
+    on this corpus), Adam with untied weights, SGD with dropout, SGD with two layers and
+    every regulariser on (their masks drawn from the training generator), or SGD with the
+    adaptive softmax (tied: its head's word rows; two clusters)."""
     adam = setup == "adam, untied"
     dropout = DROPOUT if setup == "sgd, dropout" else None
     j = tiny_job([corpus], folder, optimizer="adam" if adam else "sgd", dropout=dropout, **kw)
@@ -40,6 +41,8 @@ def job(corpus, folder, setup="sgd", **kw):
             j.net, layers=2, dropout=0.2, dropout_input=0.3, dropout_hidden=0.1, locked=True,
             embed_dropout=0.1, weight_drop=0.3, ar=1.0, tar=1.0,
         )  # fmt: skip
+    if setup == "sgd, adaptive":
+        j.net = replace(j.net, softmax="adaptive", cutoffs=[4, 12])
     return j
 
 

@@ -1,6 +1,6 @@
 """The saved weights, read with `safetensors.torch.load_file`, load into torch.nn.Embedding /
-nn.LSTM / nn.Linear unchanged and give the log-probabilities that `wordlstm score --json
---per-token` prints.
+nn.LSTM / nn.Linear (or nn.AdaptiveLogSoftmaxWithLoss(head_bias=True), the adaptive softmax's)
+unchanged and give the log-probabilities that `wordlstm score --json --per-token` prints.
 
 Runs where PyTorch is installed (`pip install torch`) and is skipped elsewhere, except in CI
 (CI=true), which installs it for this test alone (.ci/run): there a missing torch is an
@@ -20,10 +20,27 @@ else:
     torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402  (needs torch)
 
+SETUPS = {
+    "untied": ["--no-tied"],
+    "tied": ["--tied"],
+    "adaptive": ["--no-tied", "--softmax", "adaptive", "--cutoffs", "5,15"],
+}
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_torch_gives_the_same_log_probs(home, corpus, tied):
-    args = ["--layers", "2", "--tied"] if tied else ["--layers", "2", "--no-tied"]
+
+def decoder_of(arch: dict):
+    """The torch module of the decoder and softmax, and the log-probabilities it gives."""
+    if arch.get("softmax") == "adaptive":
+        decoder = torch.nn.AdaptiveLogSoftmaxWithLoss(
+            arch["hidden"], arch["vocab"], arch["cutoffs"], arch["div_value"], head_bias=True
+        )
+        return decoder, decoder.log_prob
+    decoder = torch.nn.Linear(arch["hidden"], arch["vocab"])
+    return decoder, lambda out: torch.log_softmax(decoder(out), dim=-1)
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_torch_gives_the_same_log_probs(home, corpus, setup):
+    args = ["--layers", "2", *SETUPS[setup]]
     run("train", str(corpus), *TINY, *args, "--epochs", "2", home=home, check=True)
     folder = home / "default"
     config = json.loads((folder / "config.json").read_text())
@@ -32,8 +49,13 @@ def test_torch_gives_the_same_log_probs(home, corpus, tied):
 
     encoder = torch.nn.Embedding(arch["vocab"], arch["embed"])
     rnn = torch.nn.LSTM(arch["embed"], arch["hidden"], arch["layers"])
-    decoder = torch.nn.Linear(arch["hidden"], arch["vocab"])
-    for prefix, module in (("encoder.", encoder), ("rnn.", rnn), ("decoder.", decoder)):
+    decoder, log_prob = decoder_of(arch)
+    prefix_of = {
+        encoder: "encoder.",
+        rnn: "rnn.",
+        decoder: "adaptive." if setup == "adaptive" else "decoder.",
+    }
+    for module, prefix in prefix_of.items():
         module.load_state_dict(
             {n[len(prefix) :]: t for n, t in state.items() if n.startswith(prefix)}, strict=True
         )
@@ -47,7 +69,8 @@ def test_torch_gives_the_same_log_probs(home, corpus, tied):
         inputs = torch.tensor([eos] + ids[:-1]).unsqueeze(1)  # (T, 1), from the end of line
         with torch.no_grad():
             out, _ = rnn(encoder(inputs))
-            logp = torch.log_softmax(decoder(out.squeeze(1)), dim=-1)
+            logp = log_prob(out.squeeze(1))
         expected = logp[torch.arange(len(ids)), torch.tensor(ids)].numpy()
         got = np.array([t["log_prob"] for t in scored])
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+        assert {i >= 5 for i in ids} == {True, False}  # adaptive: head and cluster words

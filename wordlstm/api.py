@@ -360,13 +360,15 @@ def train(
     return run_job(job, **{k: v for k, v in callbacks.items() if v is not None})
 
 
-def check_gradients(tied: bool = False) -> list[ParamCheck]:
+def check_gradients(tied: bool = False, softmax: str = "full") -> list[ParamCheck]:
     """The hand-written backward pass checked here: on a tiny float64 model with every
-    regulariser on, each parameter's gradient against central finite differences over two
-    BPTT chunks, as its largest relative error (`ParamCheck.passed`)."""
+    regulariser on (and the `softmax` chosen), each parameter's gradient against central
+    finite differences over two BPTT chunks, as its largest relative error
+    (`ParamCheck.passed`)."""
     from wordlstm import gradcheck
 
-    return gradcheck.check(gradcheck.tiny_problem(tied, gradcheck.ALL_REGULARISERS))
+    problem = gradcheck.tiny_problem(tied, gradcheck.ALL_REGULARISERS, softmax=softmax)
+    return gradcheck.check(problem)
 
 
 def keep_freed_memory() -> None:

@@ -55,9 +55,11 @@ def load_model(model: str) -> Loaded:
     config, tokenizer_json, weights = store.load(path)
     try:
         arch = Architecture(**config["architecture"])
-        sizes = (arch.vocab, arch.embed, arch.hidden, arch.layers)
+        sizes = (arch.vocab, arch.embed, arch.hidden, arch.layers, *arch.cutoffs)
         if any(type(n) is not int for n in sizes) or type(arch.tied) is not bool:
             raise TypeError("sizes must be whole numbers and tied true or false")
+        if type(arch.div_value) not in (int, float):
+            raise TypeError("div_value must be a number")
     except (KeyError, TypeError) as e:
         raise BadInput(f"{path / 'config.json'}: bad or missing architecture ({e})") from None
     if 4 * arch.layers > len(weights):  # before anything loops over a hostile number of layers

@@ -168,7 +168,24 @@ def train(
         help="temporal activation regularisation: adds TAR * mean((h_t - h_t-1)^2) to the "
         "loss, h the last layer's output before dropout",
     ),
-    tied: bool = typer.Option(True, "--tied/--no-tied", help="share embedding and decoder weights"),
+    tied: bool = typer.Option(
+        True,
+        "--tied/--no-tied",
+        help="share embedding and decoder weights (adaptive: the head's word rows)",
+    ),
+    softmax: str = typer.Option(
+        "full",
+        help="full, or adaptive: frequent words in a small head, rarer ones in clusters behind "
+        "narrower projections (Grave et al. 2017), for large vocabularies",
+    ),
+    cutoffs: str = typer.Option(
+        None,
+        help="adaptive: the word ranks where the head and each cluster end, e.g. 2000,10000 "
+        "[default: 2000, 10000, 50000, ... up to half the vocabulary]",
+    ),
+    div_value: float = typer.Option(
+        4.0, help="adaptive: each cluster's projection is this many times narrower than the last"
+    ),
     forget_bias: float = typer.Option(
         1.0, help="added to the forget gates' initial bias, so that the cells start out remembering"
     ),
@@ -230,6 +247,8 @@ def train(
         if name not in ("files", "model", "json_out")
     }
     given = {FIELD_OF.get(name, name) for name in given_params(ctx)}
+    if cutoffs is not None:
+        settings["cutoffs"] = parse_cutoffs(cutoffs)
     if not files and not resume:
         raise BadInput("give the FILES to train on (- for stdin), or --resume an interrupted run")
     console = stderr_console()
@@ -262,6 +281,18 @@ def train(
             f"saved {result.model} ({result.path}): valid ppl {result.valid_ppl:.2f}, "
             f"{result.epochs} epochs, {result.seconds:.0f} s{budget}"
         )
+
+
+def parse_cutoffs(text: str) -> list[int]:
+    """--cutoffs as a list of numbers: "2000,10000"; "" or "none" for none."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"--cutoffs takes whole numbers separated by commas, such as 2000,10000, not {text!r}"
+        ) from None
 
 
 def given_params(ctx) -> set[str]:
@@ -304,7 +335,9 @@ def flag_words(param, field: str, value) -> str | None:
 
 
 def value_text(value) -> str:
-    """A flag's value as a user types it (20.0 as 20)."""
+    """A flag's value as a user types it (20.0 as 20, [2000, 10000] as 2000,10000)."""
+    if isinstance(value, list):
+        return ",".join(map(value_text, value)) or "none"
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
@@ -315,6 +348,15 @@ def old_validation_line(result) -> str:
         known = "" if before is None else f" (ppl {before:.2f} before)"
         return f"old validation: {result.old_valid}{known}; only the new validation is reported"
     return f"old validation ({result.old_valid}): ppl {before:.2f} before, {after:.2f} after"
+
+
+def adaptive_words(arch: dict) -> str:
+    """How `show` names an adaptive softmax: ", adaptive softmax (cut-offs 2000, 10000; div
+    4)"; nothing for the full softmax."""
+    if arch.get("softmax") != "adaptive":
+        return ""
+    cutoffs = ", ".join(map(str, arch.get("cutoffs") or [])) or "none"
+    return f", adaptive softmax (cut-offs {cutoffs}; div {arch.get('div_value')})"
 
 
 def clock(seconds: float) -> str:
@@ -856,8 +898,8 @@ def models_show(
         f"path          {details.path}",
         f"saved         {config.get('saved', '?')}",
         f"architecture  embed {arch['embed']}, {arch['layers']} x {arch['hidden']} LSTM, "
-        f"vocabulary {arch['vocab']:,}{', tied' if arch.get('tied') else ''}, "
-        f"dropout {config.get('dropout')}",
+        f"vocabulary {arch['vocab']:,}{', tied' if arch.get('tied') else ''}{adaptive_words(arch)}"
+        f", dropout {config.get('dropout')}",
         f"parameters    {details.params:,}",
         f"tokenizer     {json.dumps(config.get('tokenizer', {}))}",
         f"recipe        {json.dumps(config.get('recipe', {}))}",
@@ -943,14 +985,19 @@ def write_bytes(path: str, data: bytes) -> None:
         raise BadInput(f"cannot write {path}: {e.strerror}") from None
 
 
-@app.command(epilog=examples("wordlstm gradcheck", "wordlstm gradcheck --tied"))
+@app.command(
+    epilog=examples(
+        "wordlstm gradcheck", "wordlstm gradcheck --tied", "wordlstm gradcheck --softmax adaptive"
+    )
+)
 def gradcheck(
     tied: bool = typer.Option(False, "--tied", help="check a model with tied weights"),
+    softmax: str = typer.Option("full", help="check a model with this softmax: full or adaptive"),
 ) -> None:
     """Checks the hand-written backward pass here: on a tiny float64 model with every
     regulariser on, each parameter's gradient against central finite differences over two
     BPTT chunks; prints per parameter the largest relative error. Exit 1 on a failure."""
-    checks = api.check_gradients(tied=tied)
+    checks = api.check_gradients(tied=tied, softmax=softmax)
     width = max(len(c.name) for c in checks)
     for c in checks:
         verdict = "PASS" if c.passed else "FAIL"

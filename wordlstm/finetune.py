@@ -30,7 +30,8 @@ from wordlstm.text import STDIN, read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.trainjob import VALID_FRACTION, TrainJob
 
-_SHAPE = ("embed", "hidden", "layers", "tied", "split", "lowercase", "forget_bias")
+_SHAPE = ("embed", "hidden", "layers", "tied", "split", "lowercase", "forget_bias", "softmax")
+_SHAPE += ("cutoffs", "div_value")
 _VOCABULARY = ("vocab_size", "min_freq")  # only for growing the vocabulary
 
 
@@ -145,6 +146,7 @@ def _resolved(job: TrainJob, loaded: Loaded, base: Base, path: Path) -> TrainJob
     arch, tokenizer = loaded.model.arch, loaded.tokenizer
     forget_bias = base.recipe.get("forget_bias", job.net.forget_bias)
     has = {**asdict(arch), "split": tokenizer.split, "lowercase": tokenizer.lowercase}
+    has["cutoffs"] = list(arch.cutoffs) if arch.softmax == "adaptive" else None
     has["forget_bias"] = forget_bias
     asked = {**asdict(job.net), **asdict(job.tokenizer)}
     wrong = [
@@ -170,7 +172,17 @@ def _resolved(job: TrainJob, loaded: Loaded, base: Base, path: Path) -> TrainJob
         raise BadInput(f"{path}: config.json's dropout is damaged ({dropout!r})")
     return replace(
         job,
-        net=ModelSettings(arch.embed, arch.hidden, arch.layers, dropout, arch.tied, forget_bias),
+        net=ModelSettings(
+            arch.embed,
+            arch.hidden,
+            arch.layers,
+            dropout,
+            arch.tied,
+            forget_bias,
+            softmax=arch.softmax,
+            cutoffs=has["cutoffs"],
+            div_value=arch.div_value,
+        ),
         tokenizer=replace(job.tokenizer, split=tokenizer.split, lowercase=tokenizer.lowercase),
         recipe=_recipe(job, base, path),
         seed=job.seed if "seed" in job.given else base.recipe.get("seed", job.seed),

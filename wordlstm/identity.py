@@ -21,6 +21,9 @@ ADDED_SETTINGS = {
     "weight_drop": 0.0,
     "ar": 0.0,
     "tar": 0.0,
+    "softmax": "full",
+    "cutoffs": None,
+    "div_value": 4.0,
 }
 
 

@@ -131,9 +131,8 @@ def _count_batch(
         total.used += int(unknown.sum()) + len(unknown)
         total.full += int(unknown.sum()) + len(unknown)
     step = max(1, LOGIT_CELLS // model.arch.vocab)
-    W, b = model.decoder_weight, model.params["decoder.bias"]
     for s in range(0, len(targets), step):
-        logits = to_host(rows[s : s + step] @ W.T + b)
+        logits = to_host(model.logits(rows[s : s + step]))
         counter.add(total, logits, targets[s : s + step])
     return state
 

@@ -3,7 +3,8 @@
 Parameters live in one dict under the names and layouts of the PyTorch word-language-model
 example (`encoder.weight`, `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), so
 the saved weights load into torch.nn.Embedding / nn.LSTM / nn.Linear unchanged. With tied
-weights the decoder uses the encoder's matrix and the dict holds it once.
+weights the decoder uses the encoder's matrix and the dict holds it once. The adaptive softmax
+(`adaptive`) can take the full softmax's place, as nn.AdaptiveLogSoftmaxWithLoss would.
 
 Dropout follows Zaremba et al. 2014: on the embeddings, between layers and before the
 decoder, never on the recurrent connections. AWD-LSTM's regularisers (Merity et al. 2017)
@@ -14,10 +15,10 @@ recurrent weights, and the AR and TAR penalties (`regularisers`).
 import math
 from dataclasses import asdict, dataclass, replace
 
-from wordlstm import lstm, regularisers, softmax
+from wordlstm import adaptive, lstm, regularisers, softmax
 from wordlstm.backend import DTYPE, xp
 from wordlstm.errors import BadInput, SettingError
-from wordlstm.optim import RowGradient
+from wordlstm.optim import RowGradient, added
 from wordlstm.regularisers import Regularisers
 
 # Logits computed at once by the decoder (rows x vocabulary): bounds its memory to 32 MB in
@@ -34,17 +35,30 @@ class Architecture:
     hidden: int
     layers: int
     tied: bool = False
+    softmax: str = "full"  # or "adaptive", split by `cutoffs` and `div_value` (`adaptive`)
+    cutoffs: tuple[int, ...] = ()
+    div_value: float = 4.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))  # config.json gives a list
         if min(self.vocab, self.embed, self.hidden, self.layers) < 1:
             raise SettingError("vocabulary, {embed}, {hidden} and {layers} must be at least 1")
         if self.tied and self.embed != self.hidden:
             raise SettingError(
                 f"{{tied}} needs {{embed}} == {{hidden}} (got {self.embed} and {self.hidden})"
             )
+        adaptive.check_choice(self.softmax, bool(self.cutoffs))
+        if self.softmax == "adaptive":
+            self.clusters  # noqa: B018  (checks the cut-offs against the vocabulary)
+
+    @property
+    def clusters(self) -> adaptive.Clusters:
+        """The adaptive softmax's split of the vocabulary."""
+        return adaptive.Clusters(self.vocab, self.hidden, self.cutoffs, self.div_value)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        """The saved arrays and their shapes (decoder.weight is saved even when tied)."""
+        """The saved arrays and their shapes (decoder.weight, or adaptive.head.weight whole,
+        is saved even when tied)."""
         V, E, H = self.vocab, self.embed, self.hidden
         shapes: dict[str, tuple[int, ...]] = {"encoder.weight": (V, E)}
         for k in range(self.layers):
@@ -53,19 +67,37 @@ class Architecture:
             shapes[f"rnn.weight_hh_l{k}"] = (4 * H, H)
             shapes[f"rnn.bias_ih_l{k}"] = (4 * H,)
             shapes[f"rnn.bias_hh_l{k}"] = (4 * H,)
-        shapes["decoder.weight"] = (V, H)
-        shapes["decoder.bias"] = (V,)
+        if self.softmax == "adaptive":
+            shapes.update(self.clusters.shapes())
+        else:
+            shapes["decoder.weight"] = (V, H)
+            shapes["decoder.bias"] = (V,)
+        return shapes
+
+    def trained_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The arrays a model trains, its `params`: the saved ones less what tying shares
+        with the embedding (the decoder's matrix, or the adaptive head's word rows)."""
+        shapes = self.shapes()
+        if self.tied and self.softmax == "adaptive":
+            rows, H = shapes.pop(adaptive.HEAD_WEIGHT)[0] - self.clusters.shortlist, self.hidden
+            shapes[adaptive.CLUSTER_ROWS] = (rows, H)
+        elif self.tied:
+            del shapes["decoder.weight"]
         return shapes
 
     def param_count(self) -> int:
-        """Trainable parameters (the tied decoder matrix counted once)."""
-        shapes = self.shapes()
-        if self.tied:
-            del shapes["decoder.weight"]
-        return sum(math.prod(s) for s in shapes.values())
+        """Trainable parameters (what tying shares counted once)."""
+        return sum(math.prod(s) for s in self.trained_shapes().values())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As config.json records it; a full softmax's without the adaptive one's fields, as
+        models saved before them have it."""
+        d = asdict(self)
+        if self.softmax == "full":
+            del d["softmax"], d["cutoffs"], d["div_value"]
+        else:
+            d["cutoffs"] = list(self.cutoffs)
+        return d
 
 
 @dataclass
@@ -96,8 +128,9 @@ def add_rows(target: "xp.ndarray", ids: "xp.ndarray", rows: "xp.ndarray") -> Non
 
 def initial(name: str, shape: tuple, hidden: int, rng, dtype=DTYPE) -> "xp.ndarray":
     """A parameter as PyTorch initialises it: the decoder bias 0, LSTM weights and biases
-    U(-1/sqrt(hidden), 1/sqrt(hidden)), the embedding and decoder weights U(-0.1, 0.1)."""
-    if name == "decoder.bias":
+    U(-1/sqrt(hidden), 1/sqrt(hidden)), the embedding and decoder weights U(-0.1, 0.1). The
+    adaptive softmax's biases and weights are made as the decoder's."""
+    if name == "decoder.bias" or name.startswith("adaptive.") and name.endswith(".bias"):
         return xp.zeros(shape, dtype=dtype)
     limit = 1.0 / float(hidden) ** 0.5 if name.startswith("rnn.") else 0.1
     return xp.asarray(rng.uniform(-limit, limit, shape), dtype=dtype)
@@ -116,6 +149,10 @@ class LanguageModel:
         if not isinstance(dropout, Regularisers):
             dropout = Regularisers.everywhere(dropout)
         self.regularisers = dropout
+        self._adaptive = None
+        if arch.softmax == "adaptive":
+            self._adaptive = adaptive.AdaptiveSoftmax(arch.clusters, params, arch.tied)
+            return
         # the decoder's weight and bias become views of one block [W^T; b; 1] (`softmax`)
         name, H = "encoder.weight" if arch.tied else "decoder.weight", arch.hidden
         self._decoder = softmax.decoder_block(params[name], params["decoder.bias"])
@@ -134,9 +171,7 @@ class LanguageModel:
         LSTM weights and biases U(-1/sqrt(H), 1/sqrt(H)); plus `forget_bias` added to the
         forget gate's bias, so that the cell starts out remembering (Gers et al. 2000)."""
         params = {}
-        for name, shape in arch.shapes().items():
-            if name == "decoder.weight" and arch.tied:
-                continue
+        for name, shape in arch.trained_shapes().items():
             params[name] = initial(name, shape, arch.hidden, rng, dtype)
         H = arch.hidden
         for k in range(arch.layers):
@@ -161,29 +196,39 @@ class LanguageModel:
                     f"weights do not match the config: {name} has shape "
                     f"{tuple(weights[name].shape)}, expected {shape}"
                 )
-        params = {n: xp.asarray(weights[n], dtype=DTYPE) for n in expected}
-        if arch.tied:
-            del params["decoder.weight"]
+        saved = {n: xp.asarray(weights[n], dtype=DTYPE) for n in expected}
+        if arch.tied and arch.softmax == "adaptive":  # the head's word rows: the embedding's
+            saved[adaptive.CLUSTER_ROWS] = saved[adaptive.HEAD_WEIGHT][arch.clusters.shortlist :]
+        params = {n: saved[n] for n in arch.trained_shapes()}
         return cls(arch, params, dropout)
 
     def with_vocab(self, vocab: int, rng) -> "LanguageModel":
         """This model with rows for `vocab` - V new words appended to the embedding and the
-        decoder, made as `init` makes a fresh model's; the old ids keep their rows."""
+        decoder (the adaptive softmax's last cluster, or its head if it has none), made as
+        `init` makes a fresh model's; the old ids keep their rows."""
         arch = replace(self.arch, vocab=vocab)
         weights = dict(self.weights())
-        for name in ("encoder.weight", "decoder.weight", "decoder.bias"):
+        last = ("decoder.weight", "decoder.bias")
+        if arch.softmax == "adaptive":
+            last = self.arch.clusters.last_output()
+        for name in ("encoder.weight", *last):
             if name == "decoder.weight" and arch.tied:
                 weights[name] = weights["encoder.weight"]
                 continue
             old = weights[name]
-            rows = initial(name, (vocab - len(old), *old.shape[1:]), arch.hidden, rng, old.dtype)
+            shape = (vocab - self.arch.vocab, *old.shape[1:])
+            rows = initial(name, shape, arch.hidden, rng, old.dtype)
             weights[name] = xp.concatenate([old, rows])
         return LanguageModel.from_weights(arch, weights, self.dropout)
 
     def weights(self) -> dict:
-        """The arrays to save, under the PyTorch names (decoder.weight included when tied)."""
+        """The arrays to save, under the PyTorch names (decoder.weight, or the adaptive
+        head's weight whole, included when tied)."""
         out = dict(self.params)
-        out["decoder.weight"] = self.decoder_weight
+        if self._adaptive is not None:
+            out.update(self._adaptive.weights())
+        else:
+            out["decoder.weight"] = self.decoder_weight
         return {n: out[n] for n in self.arch.shapes()}
 
     @property
@@ -260,6 +305,8 @@ class LanguageModel:
     def loss(self, out: "xp.ndarray", targets: "xp.ndarray") -> tuple:
         """Mean cross-entropy of the softmax over the decoder's logits, fused with its
         gradient. Returns the loss, dL/dout and the decoder's gradients."""
+        if self._adaptive is not None:
+            return self._adaptive.cross_entropy(out, targets, _DECODER_CELLS)
         H = self.arch.hidden
         loss, dout, d_block = softmax.cross_entropy(self._decoder, out, targets, _DECODER_CELLS)
         decoder = {"decoder.bias": d_block[H]}
@@ -269,6 +316,8 @@ class LanguageModel:
     def score(self, out: "xp.ndarray", targets: "xp.ndarray", ranks: bool = False) -> tuple:
         """log p of each target after each row of the decoder's input, and with ranks=True
         how many tokens the model finds likelier than each target (0 = its first choice)."""
+        if self._adaptive is not None:
+            return self._adaptive.target_log_probs(out, targets, _DECODER_CELLS, ranks)
         return softmax.target_log_probs(self._decoder, out, targets, _DECODER_CELLS, ranks)
 
     def backward(
@@ -281,13 +330,16 @@ class LanguageModel:
         grads, dstate0, dx = self.backward_to_embeddings(cache, dout, decoder_grads, dstate)
         T, B = cache.inputs.shape
         rows = dx.reshape(-1, T * B).T  # the gradient at each token's embedding
-        if self.arch.tied:  # the decoder's gradient for this matrix is already there
-            add_rows(grads["encoder.weight"], cache.inputs.reshape(-1), rows)
-        else:  # only the rows of the chunk's tokens are nonzero
+        decoder = grads.get("encoder.weight")
+        if decoder is not None and not isinstance(decoder, RowGradient):
+            # tied: the decoder's gradient for this matrix is already there
+            add_rows(decoder, cache.inputs.reshape(-1), rows)
+        else:  # only the rows of the chunk's tokens are nonzero (and the adaptive head's)
             ids, where = xp.unique(cache.inputs, return_inverse=True)
             d_embed = xp.zeros((len(ids), rows.shape[1]), dtype=rows.dtype)
             add_rows(d_embed, where.reshape(-1), rows)
-            grads["encoder.weight"] = RowGradient(ids, d_embed, self.params["encoder.weight"].shape)
+            embed = RowGradient(ids, d_embed, self.params["encoder.weight"].shape)
+            grads["encoder.weight"] = embed if decoder is None else added(embed, decoder)
         return grads, dstate0
 
     def backward_to_embeddings(
@@ -332,8 +384,16 @@ class LanguageModel:
 
     def log_probs(self, out: "xp.ndarray") -> "xp.ndarray":
         """log softmax over the vocabulary for each row of the decoder's input."""
+        if self._adaptive is not None:
+            return self._adaptive.log_probs(out)
+        return softmax.log_softmax(self.logits(out))
+
+    def logits(self, out: "xp.ndarray") -> "xp.ndarray":
+        """Each word's score after each row of the decoder's input, in the order of its
+        probability: log p up to a constant per row (the full softmax's logits, the
+        adaptive softmax's log p itself)."""
+        if self._adaptive is not None:
+            return self._adaptive.log_probs(out)
         z = out @ self.decoder_weight.T
         z += self.params["decoder.bias"]
-        z -= z.max(axis=1, keepdims=True)
-        z -= xp.log(xp.exp(z).sum(axis=1, keepdims=True))
         return z

@@ -22,6 +22,15 @@ class RowGradient:
         return out
 
 
+def added(a: RowGradient, b: RowGradient) -> RowGradient:
+    """The sum of two row gradients of one matrix, over the rows of both."""
+    ids, where = xp.unique(xp.concatenate([a.ids, b.ids]), return_inverse=True)
+    rows = xp.zeros((len(ids), a.rows.shape[1]), dtype=a.rows.dtype)
+    rows[where[: len(a.ids)]] += a.rows  # ids are distinct within each: no repeats to add
+    rows[where[len(a.ids) :]] += b.rows
+    return RowGradient(ids, rows, a.shape)
+
+
 def dense(g) -> "xp.ndarray":
     """A gradient as a full array, whether or not it is a RowGradient."""
     return g.dense() if isinstance(g, RowGradient) else g

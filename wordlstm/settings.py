@@ -4,6 +4,7 @@ names the fields it is about (`SettingError`), which the command line words as f
 import math
 from dataclasses import dataclass
 
+from wordlstm import adaptive
 from wordlstm.errors import SettingError
 
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
@@ -74,6 +75,23 @@ class ModelSettings:
     weight_drop: float = 0.0
     ar: float = 0.0
     tar: float = 0.0
+    softmax: str = "full"  # "adaptive": the adaptive softmax (wordlstm.adaptive)
+    cutoffs: list[int] | None = None  # adaptive: where the head and each cluster end;
+    # None: adaptive.default_cutoffs of the vocabulary
+    div_value: float = 4.0  # adaptive: each cluster's projection is this much narrower
+
+    def __post_init__(self) -> None:
+        if self.cutoffs is not None:
+            self.cutoffs = list(self.cutoffs)  # one type, the one config.json gives back
+        adaptive.check_choice(self.softmax, self.cutoffs is not None)
+        if self.softmax == "adaptive":
+            adaptive.check_split(tuple(self.cutoffs or ()), self.div_value, self.hidden)
+
+    def split(self, vocab: int) -> tuple[int, ...]:
+        """The cut-offs of the adaptive softmax over `vocab` words (none for the full)."""
+        if self.softmax != "adaptive":
+            return ()
+        return adaptive.default_cutoffs(vocab) if self.cutoffs is None else tuple(self.cutoffs)
 
 
 @dataclass

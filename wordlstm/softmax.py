@@ -129,3 +129,10 @@ def target_log_probs(
         if ranks:
             rank[b.first : b.first + len(b.targets)] = b.rank
     return log_probs, rank
+
+
+def log_softmax(z: "xp.ndarray") -> "xp.ndarray":
+    """log softmax of each row of the logits z, computed in place: z is returned."""
+    z -= z.max(axis=1, keepdims=True)
+    z -= xp.log(xp.exp(z).sum(axis=1, keepdims=True))
+    return z

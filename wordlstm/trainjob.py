@@ -142,6 +142,9 @@ def train_files(
             hidden=job.net.hidden,
             layers=job.net.layers,
             tied=job.net.tied,
+            softmax=job.net.softmax,
+            cutoffs=job.net.split(tokenizer.vocab_size),
+            div_value=job.net.div_value,
         )
         reg = _regularisers(job.net, default_dropout(len(train_ids), tokenizer.vocab_size))
         rng = np.random.default_rng(job.seed)
