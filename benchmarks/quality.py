@@ -4,7 +4,8 @@
 
 Each row trains with `wordlstm train TRAIN --valid EVAL --split whitespace --vocab-size 0`
 and evaluates with `wordlstm eval EVAL --json` (the protocol of ../shared/DESIGN.md: state
-carried across lines, perplexity over all tokens, top-k over the whole vocabulary). Config A
+carried across lines, perplexity over all tokens, top-k over the whole vocabulary; with the
+word cache, eval's default, whose perplexity is given beside the model's alone). Config A
 is the PyTorch run of ../shared/ANCHORS.md with its flags and its number of epochs; the
 "default" rows use wordlstm's default recipe within the training time PyTorch had.
 Rows run one after another, never two at once (the machine has two cores).
@@ -96,20 +97,22 @@ def table(results: list[dict]) -> str:
         "",
         "Measured by `python benchmarks/quality.py` on this 2-core machine; `$CORPORA` is "
         "`../shared/corpora`. Each wordlstm model is evaluated by `wordlstm eval EVAL` "
-        "(state carried across lines, eval batch 10 as in the PyTorch example). Figures "
+        "(state carried across lines, eval batch 10 as in the PyTorch example), with the word "
+        "cache that eval mixes in since 2026-12-07 beside the model alone (rows measured before "
+        "give the model alone). Figures "
         "for PyTorch and KenLM are quoted from `../shared/ANCHORS.md` (same protocol, same "
         "machine type).",
         "",
-        "| split | model | epochs | train s | perplexity | top-1 | top-5 | top-1 / top-5 "
-        "of words | keystroke savings / top-3 of words typed | command |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| split | model | epochs | train s | perplexity, word cache | model alone | top-1 | "
+        "top-5 | top-1 / top-5 of words | keystroke savings / top-3 of words typed | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for split in SPLITS:
         for r in (r for r in results if r["split"] == split):
             t, e = r["train"], r["eval"]
             lines.append(
                 f"| {split} | wordlstm `{r['row']}` | {t['epochs']} | {t['seconds']:.0f} | "
-                f"**{e['perplexity']:.2f}** | {100 * e['top1']:.1f}% | {100 * e['top5']:.1f}% "
+                f"{cached(e)} | {100 * e['top1']:.1f}% | {100 * e['top5']:.1f}% "
                 f"| {100 * e['top1_words']:.1f}% / {100 * e['top5_words']:.1f}% | "
                 f"{keyboard(e)} | `{r['command']}` |"
             )
@@ -117,10 +120,18 @@ def table(results: list[dict]) -> str:
             saved, top3 = KEYBOARD[split].get(model, ("", ""))
             keys = f"{saved}% / {top3}%" if saved else ""
             lines.append(
-                f"| {split} | {model} | | | {ppl} | {t1}% | {t5}% | {w1}% / {w5}% | {keys} "
+                f"| {split} | {model} | | | | {ppl} | {t1}% | {t5}% | {w1}% / {w5}% | {keys} "
                 "| ANCHORS.md |"
             )
     return "\n".join(lines) + "\n"
+
+
+def cached(e: dict) -> str:
+    """Perplexity with the word cache | of the model alone; rows measured before eval had
+    the cache give the model's alone."""
+    if e.get("cache_size"):
+        return f"**{e['perplexity']:.2f}** | {e['model_perplexity']:.2f}"
+    return f"— | **{e['perplexity']:.2f}**"
 
 
 def keyboard(e: dict) -> str:
