@@ -101,6 +101,15 @@ def cluster_shares(vocab: int, cutoffs: tuple[int, ...]) -> list[float]:
     return [counts[a:b].sum() / counts.sum() for a, b in zip(edges, edges[1:], strict=False)]
 
 
+def ratios(tok_s: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Each of RATIOS whose sides were measured, round by round."""
+    return {
+        name: [a / b for a, b in zip(tok_s[side], tok_s[over], strict=True)]
+        for name, (side, over, _) in RATIOS.items()
+        if side in tok_s and over in tok_s
+    }
+
+
 def measure_speed(args, sides: list[str]) -> dict:
     """Rounds of every side in turn; tokens/s per round, peak RSS and the machine's load."""
     _, _, _, batch, bptt = speed.CONFIGS[CONFIG]
@@ -119,11 +128,6 @@ def measure_speed(args, sides: list[str]) -> dict:
                 f"round {r + 1}, {side}: {tok_s[side][-1]:,.0f} tok/s (others kept "
                 f"{result['foreign_cores']:.2f} cores busy; try {result['tries']})\n"
             )
-    ratios = {
-        name: [a / b for a, b in zip(tok_s[side], tok_s[over], strict=True)]
-        for name, (side, over, _) in RATIOS.items()
-        if side in tok_s and over in tok_s
-    }
     return {
         "vocab": args.vocab,
         "cutoffs": list(args.cutoffs),
@@ -132,7 +136,7 @@ def measure_speed(args, sides: list[str]) -> dict:
         "steps": args.steps,
         "tok_s": tok_s,
         "peak_rss_mb": rss,
-        "ratios": ratios,
+        "ratios": ratios(tok_s),
         "foreign_cores": load,
     }
 
