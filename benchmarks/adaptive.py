@@ -18,7 +18,8 @@ round by round. The full softmax's sides take half the steps: each of theirs is 
 Quality (--quality; long, about half an hour): the WikiText-2 split of benchmarks/quality.py
 (`wordlstm train wikitext-2/test.txt --valid wikitext-2/valid.txt --split whitespace
 --vocab-size 0`, the default recipe), trained with the full and with the adaptive softmax
-(--quality-cut-offs, div 4) for the same --epochs and for the same --max-time, each then
+(--quality-cutoffs, div 4; by default a head of the 2,000 commonest of its 14,143 words and
+clusters of 8,000 and 4,143) for the same --epochs and for the same --max-time, each then
 measured by `wordlstm eval wikitext-2/valid.txt --cache-size 0` (the model alone). --extra
 adds flags to every `train` (a tiny model for a quick check: --extra="--hidden 16 ...").
 
