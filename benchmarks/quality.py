@@ -64,7 +64,14 @@ def wordlstm(*args: str, home: Path) -> dict:
 
 
 def run_row(name: str, home: Path) -> dict:
-    split, flags = ROWS[name]
+    return train_and_eval(name, *ROWS[name], home)
+
+
+def train_and_eval(
+    name: str, split: str, flags: list[str], home: Path, eval_flags: tuple[str, ...] = ()
+) -> dict:
+    """Trains model `name` on a split with `flags` beside the protocol's, then evaluates it
+    (with `eval_flags`): the row's figures and the command, as the table shows it."""
     train, valid, _, _ = SPLITS[split]
     args = [
         "train",
@@ -80,7 +87,7 @@ def run_row(name: str, home: Path) -> dict:
         *flags,
     ]
     trained = wordlstm(*args, home=home)
-    evaluated = wordlstm("eval", str(CORPORA / valid), "--model", name, home=home)
+    evaluated = wordlstm("eval", str(CORPORA / valid), "--model", name, *eval_flags, home=home)
     shown = ["wordlstm", *args[:1], f"$CORPORA/{train}", "--valid", f"$CORPORA/{valid}", *args[4:]]
     return {
         "row": name,

@@ -16,6 +16,7 @@ config L, and the machine's float32 matmul peak (the bound the shares refer to).
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -24,11 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 V = 10_000
+DIV_VALUE = 4.0  # the adaptive softmax's projection divisor (PyTorch's default)
 CONFIGS = {  # name: (layers, hidden, embed, batch, bptt)
     "S": (2, 200, 200, 20, 35),
     "L": (2, 650, 650, 64, 35),
@@ -48,21 +52,42 @@ def flops_per_token(layers: int, hidden: int, embed: int) -> float:
 # ---------------------------------------------------------------- workers (one per process)
 
 
-def numpy_model(layers, hidden, embed):
+def uniform_tokens(vocab: int, shape: tuple[int, int]) -> np.ndarray:
+    """Synthetic token ids, every one as likely: (rows, streams)."""
+    return np.random.default_rng(1234).integers(0, vocab, size=shape)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What a model predicts and how: `size` words, through the full softmax (`cutoffs`
+    None) or the adaptive one split at `cutoffs`, trained on the ids `tokens(size, shape)`
+    gives."""
+
+    size: int = V
+    cutoffs: tuple[int, ...] | None = None
+    tokens: Callable[[int, tuple[int, int]], np.ndarray] = uniform_tokens
+
+
+def numpy_model(layers, hidden, embed, vocab: Vocab = Vocab()):
+    """An untied model."""
     from wordlstm.model import Architecture, LanguageModel
 
-    arch = Architecture(vocab=V, embed=embed, hidden=hidden, layers=layers)
+    adaptive = {} if vocab.cutoffs is None else {"softmax": "adaptive", "cutoffs": vocab.cutoffs}
+    arch = Architecture(
+        vocab=vocab.size, embed=embed, hidden=hidden, layers=layers, div_value=DIV_VALUE, **adaptive
+    )
     return LanguageModel.init(arch, np.random.default_rng(0))
 
 
-def numpy_train(config: str, steps: int) -> list[float]:
+def numpy_train(config: str, steps: int, vocab: Vocab = Vocab()) -> list[float]:
+    """Seconds of each training step after the warm-up."""
     from wordlstm.optim import SGD
     from wordlstm.training import train_step
 
     layers, hidden, embed, batch, bptt = CONFIGS[config]
-    model = numpy_model(layers, hidden, embed)
+    model = numpy_model(layers, hidden, embed, vocab)
     optimizer = SGD(model.params, 20.0)
-    data = np.random.default_rng(1234).integers(0, V, size=((WARMUP + steps) * bptt + 1, batch))
+    data = vocab.tokens(vocab.size, ((WARMUP + steps) * bptt + 1, batch))
     state = model.zero_state(batch)
     times = []
     for s in range(WARMUP + steps):
@@ -76,9 +101,7 @@ def numpy_train(config: str, steps: int) -> list[float]:
 def numpy_score(config: str, steps: int) -> list[float]:
     layers, hidden, embed, _, bptt = CONFIGS[config]
     model = numpy_model(layers, hidden, embed)
-    data = np.random.default_rng(1234).integers(
-        0, V, size=((WARMUP + steps) * bptt + 1, SCORE_BATCH)
-    )
+    data = uniform_tokens(V, ((WARMUP + steps) * bptt + 1, SCORE_BATCH))
     state = model.zero_state(SCORE_BATCH)
     times = []
     for s in range(WARMUP + steps):
@@ -90,34 +113,47 @@ def numpy_score(config: str, steps: int) -> list[float]:
     return times[WARMUP:]
 
 
-def torch_model(layers, hidden, embed):
+def torch_model(layers, hidden, embed, vocab: Vocab = Vocab()):
+    """The same model in PyTorch: its forward gives the decoder's input (rows, hidden) and
+    `loss` the mean cross-entropy after it, through nn.Linear or, with cut-offs,
+    nn.AdaptiveLogSoftmaxWithLoss."""
     import torch
+    import torch.nn.functional as F
 
     class LM(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.encoder = torch.nn.Embedding(V, embed)
+            self.encoder = torch.nn.Embedding(vocab.size, embed)
             self.rnn = torch.nn.LSTM(embed, hidden, layers)
-            self.decoder = torch.nn.Linear(hidden, V)
+            if vocab.cutoffs is None:
+                self.decoder = torch.nn.Linear(hidden, vocab.size)
+            else:
+                self.decoder = torch.nn.AdaptiveLogSoftmaxWithLoss(
+                    hidden, vocab.size, list(vocab.cutoffs), DIV_VALUE, head_bias=True
+                )
 
         def forward(self, x, state):
             out, state = self.rnn(self.encoder(x), state)
-            return self.decoder(out).view(-1, V), state
+            return out.reshape(-1, hidden), state
+
+        def loss(self, out, y):
+            if vocab.cutoffs is None:
+                return F.cross_entropy(self.decoder(out), y)
+            return self.decoder(out, y).loss
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
     return LM()
 
 
-def torch_train(config: str, steps: int) -> list[float]:
+def torch_train(config: str, steps: int, vocab: Vocab = Vocab()) -> list[float]:
+    """`numpy_train` in PyTorch, on the same ids."""
     import torch
-    import torch.nn.functional as F
 
     layers, hidden, embed, batch, bptt = CONFIGS[config]
-    model = torch_model(layers, hidden, embed)
+    model = torch_model(layers, hidden, embed, vocab)
     params = list(model.parameters())
-    g = torch.Generator().manual_seed(1234)
-    data = torch.randint(0, V, ((WARMUP + steps) * bptt + 1, batch), generator=g)
+    data = torch.from_numpy(vocab.tokens(vocab.size, ((WARMUP + steps) * bptt + 1, batch)))
     state = (torch.zeros(layers, batch, hidden), torch.zeros(layers, batch, hidden))
     times = []
     for s in range(WARMUP + steps):
@@ -125,8 +161,8 @@ def torch_train(config: str, steps: int) -> list[float]:
         t0 = time.perf_counter()
         model.zero_grad(set_to_none=True)
         state = tuple(t.detach() for t in state)
-        logits, state = model(x, state)
-        loss = F.cross_entropy(logits, y.reshape(-1))
+        out, state = model(x, state)
+        loss = model.loss(out, y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 0.25)
         with torch.no_grad():
@@ -150,8 +186,8 @@ def torch_score(config: str, steps: int) -> list[float]:
         for s in range(WARMUP + steps):
             x, y = data[s * bptt : (s + 1) * bptt], data[s * bptt + 1 : (s + 1) * bptt + 1]
             t0 = time.perf_counter()
-            logits, state = model(x, state)
-            logp = torch.log_softmax(logits, dim=-1)
+            out, state = model(x, state)
+            logp = torch.log_softmax(model.decoder(out), dim=-1)
             float(logp.gather(1, y.reshape(-1, 1)).sum())
             times.append(time.perf_counter() - t0)
     return times[WARMUP:]
@@ -179,17 +215,23 @@ WORKERS = {
 }
 
 
-def worker(side: str, task: str, config: str, steps: int) -> None:
-    if side == "numpy" and task != "matmul":  # as the command line does
+def report(measurement: Callable[[], list[float]], wordlstm: bool) -> None:
+    """A worker's output: the values `measurement()` gives and the process's peak RSS, as one
+    JSON line. `wordlstm`: the process first keeps freed memory, as the command line does."""
+    if wordlstm:
         from wordlstm.backend import keep_freed_memory
 
         keep_freed_memory()
-    if task == "matmul":
-        values = matmul_peak(steps)
-    else:
-        values = WORKERS[(side, task)](config, steps)
+    values = measurement()
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"values": values, "peak_rss_mb": rss_kb / 1024}))
+
+
+def worker(side: str, task: str, config: str, steps: int) -> None:
+    if task == "matmul":
+        report(lambda: matmul_peak(steps), wordlstm=False)
+    else:
+        report(lambda: WORKERS[(side, task)](config, steps), wordlstm=side == "numpy")
 
 
 # ---------------------------------------------------------------- the orchestrator
@@ -236,12 +278,17 @@ def cpu_seconds() -> tuple[float, float] | None:
 
 
 def spawn(side: str, task: str, config: str, steps: int) -> dict:
-    """One measurement in a fresh worker process. The result also says how many cores other
-    processes kept busy meanwhile (`foreign_cores`): on 2 cores one busy neighbour can make a
-    2-thread BLAS collapse, so a measurement during which others took more than a tenth of a
-    core is run again (at most three tries) and the quietest one kept (`tries` says how
-    many it took)."""
-    cmd = [sys.executable, __file__, "--worker", side, task, config, "--steps", str(steps)]
+    """One measurement of this script's in a fresh worker process (`measure`)."""
+    return measure([__file__, "--worker", side, task, config, "--steps", str(steps)])
+
+
+def measure(args: list[str]) -> dict:
+    """The JSON line of the worker `python ARGS` (a fresh process, printing as `report`).
+    The result also says how many cores other processes kept busy meanwhile
+    (`foreign_cores`): on 2 cores one busy neighbour can make a 2-thread BLAS collapse, so a
+    measurement during which others took more than a tenth of a core is run again (at most
+    three tries) and the quietest one kept (`tries` says how many it took)."""
+    cmd = [sys.executable, *args]
     best = None
     for tries in range(1, MAX_TRIES + 1):
         before, t0 = cpu_seconds(), time.perf_counter()
@@ -257,6 +304,12 @@ def spawn(side: str, task: str, config: str, steps: int) -> dict:
         if foreign <= QUIET_CORES:
             break
     return best
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported, found without importing it: a worker's peak RSS
+    counts from its parent's at the fork, which torch would raise by ~115 MB."""
+    return importlib.util.find_spec("torch") is not None
 
 
 def tokens_per_sec(result: dict, tokens: int) -> float:
@@ -302,11 +355,8 @@ def main() -> None:
     if args.worker:
         worker(*args.worker, args.steps)
         return
-    try:
-        import torch  # noqa: F401
-
-        sides = ["numpy", "torch"]
-    except ImportError:
+    sides = ["numpy", "torch"]
+    if not torch_installed():
         sides = ["numpy"]
         print("PyTorch is not installed: measuring wordlstm alone", file=sys.stderr)
 
