@@ -25,6 +25,15 @@ def chunks(rng, steps: int, T: int, B: int, V: int, H: int):
         )
 
 
+def mix(cache: WordCache, log_p, out, targets, block: int = 1) -> np.ndarray:
+    """The mixture's log-probabilities of a whole chunk (T*B, V), made `block` steps at a
+    time as eval makes them."""
+    T, B = targets.shape
+    mixing = cache.read(out, targets, log_p[np.arange(T * B), targets.reshape(-1)])
+    steps = [range(t, min(T, t + block)) for t in range(0, T, block)]
+    return np.concatenate([mixing.log_probs(s, log_p[s.start * B : s.stop * B]) for s in steps])
+
+
 def direct(read: list, size: int, experts: list) -> list:
     """The docstring's formulas step by step for each stream: the reference for `mix`."""
     B = read[0][2].shape[1]
@@ -61,7 +70,7 @@ def test_mix_is_the_mixture_the_docstring_defines_across_chunks():
     rng = np.random.default_rng(0)
     read = list(chunks(rng, 3, T=4, B=2, V=7, H=3))  # 12 steps, a window of 5 crosses chunks
     cache = WordCache(5, streams=2, hidden=3)
-    mixed = [cache.mix(*chunk) for chunk in read]
+    mixed = [mix(cache, *chunk, block=3) for chunk in read]  # blocks of 3 steps and of 1
     for got, want in zip(mixed, direct(read, 5, cache.experts), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -70,7 +79,7 @@ def test_each_row_is_a_distribution_and_the_first_is_the_model_alone():
     rng = np.random.default_rng(1)
     cache = WordCache(10, streams=3, hidden=4)
     for i, (log_p, out, targets) in enumerate(chunks(rng, 3, T=5, B=3, V=11, H=4)):
-        mixed = cache.mix(log_p, out, targets)
+        mixed = mix(cache, log_p, out, targets)
         np.testing.assert_allclose(np.exp(mixed.astype(np.float64)).sum(axis=1), 1, atol=1e-5)
         if i == 0:  # nothing kept before the first step of each stream
             np.testing.assert_allclose(mixed[:3], log_p[:3], atol=1e-6)
@@ -90,7 +99,7 @@ def nll(cache: WordCache, words: np.ndarray, log_p_row: np.ndarray, eye, T: int)
     total, count = 0.0, 0
     for s in range(0, len(words) - T - 1, T):
         x, y = words[s : s + T], words[s + 1 : s + T + 1]
-        mixed = cache.mix(np.tile(log_p_row, (T, 1)), eye[x].reshape(-1, eye.shape[1]), y)
+        mixed = mix(cache, np.tile(log_p_row, (T, 1)), eye[x].reshape(-1, eye.shape[1]), y)
         total -= mixed[np.arange(y.size), y.reshape(-1)].sum()
         count += y.size
     return total / count

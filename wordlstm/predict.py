@@ -3,6 +3,7 @@ continuations and the benchmark evaluation. Strings stay with the tokenizer and 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,8 +11,12 @@ from wordlstm.backend import to_host, xp
 from wordlstm.data import TokenSpool, parallel_chunks
 from wordlstm.model import LanguageModel
 
+if TYPE_CHECKING:
+    from wordlstm.wordcache import Mixing
+
 # Steps fed at once when reading lines: bounds memory for any line length.
 READ_CHUNK = 512
+MIXED_CELLS = 1 << 22  # rows x vocabulary of the word cache's mixture made at once
 
 
 @dataclass
@@ -217,7 +222,7 @@ def evaluate(
         true, rank = model.score(out, xp.asarray(y), ranks=accuracy and words is None)
         total.model_nll -= float(to_host(true).sum(dtype=np.float64))
         if words is not None:
-            true, rank = _ranked(words.mix(to_host(model.log_probs(out)), to_host(out), y), y)
+            true, rank = _mixed(model, out, y, words.read(to_host(out), y, to_host(true)))
         y = y.reshape(-1)
         total.tokens += len(y)
         total.nll -= float(to_host(true).sum(dtype=np.float64))
@@ -235,9 +240,19 @@ def evaluate(
     return total
 
 
-def _ranked(log_p: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log p of each target (T, B) from rows of log-probabilities (T*B, V), and how many
-    tokens are likelier than each."""
+def _mixed(model: LanguageModel, out, targets: np.ndarray, mixing: "Mixing") -> tuple:
+    """log p of each target (T, B) under the word cache's `mixing` of a chunk, and how many
+    tokens are likelier than each: the model's rows of log-probabilities made a block of
+    steps at a time, so that a large vocabulary's never exist for the whole chunk."""
+    T, B = targets.shape
     targets = targets.reshape(-1)
-    true = log_p[np.arange(len(targets)), targets]
-    return true, (log_p > true[:, None]).sum(axis=1)
+    block = max(1, MIXED_CELLS // (B * model.arch.vocab))
+    true, rank = [], []
+    for s in range(0, T, block):
+        steps = range(s, min(T, s + block))
+        rows = slice(steps.start * B, steps.stop * B)
+        log_p = mixing.log_probs(steps, to_host(model.log_probs(out[rows])))
+        t = log_p[np.arange(len(log_p)), targets[rows]]
+        true.append(t)
+        rank.append((log_p > t[:, None]).sum(axis=1))
+    return np.concatenate(true), np.concatenate(rank)

@@ -20,10 +20,37 @@ K experts), and is the model alone where the cache does not help. p sums to 1 as
 does. Nothing is trained: the keys are the model's own states.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 THETAS = (0.5, 1.0)  # attention sharpness: dot products of states are a few units here
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # the cache's share of p
+
+
+@dataclass
+class Mixing:
+    """How a chunk's rows (T*B, step by step) mix the model with the cache: p(w) =
+    model_share * p_model(w) + the sum of `attention` over the kept steps whose next word
+    (`values`) is w."""
+
+    model_share: np.ndarray  # (T*B, 1) the sum of pi_k (1 - weight_k)
+    attention: np.ndarray  # (B, T, P + T) the sum of pi_k weight_k a_i(theta_k)
+    values: np.ndarray  # (B, P + T) x_{i+1} of each kept step
+
+    def log_probs(self, steps: range, model_log_p: np.ndarray) -> np.ndarray:
+        """log p of the mixture at `steps` of the chunk (its rows steps.start * B up to
+        steps.stop * B), given the model's log-probabilities there (rows, V)."""
+        B = self.values.shape[0]
+        n, V = model_log_p.shape
+        p = self.model_share[steps.start * B : steps.stop * B] * np.exp(
+            model_log_p.astype(np.float64)
+        )
+        a = self.attention[:, steps.start : steps.stop]  # (B, steps, P + T)
+        row = np.arange(len(steps))[None, :, None] * B + np.arange(B)[:, None, None]
+        cells = (row * V + self.values[:, None, :]).ravel()
+        p += np.bincount(cells, a.ravel(), minlength=n * V).reshape(n, V)  # p_cache's part
+        return np.log(np.maximum(p, np.finfo(np.float32).tiny)).astype(model_log_p.dtype)
 
 
 class WordCache:
@@ -37,41 +64,42 @@ class WordCache:
         self.experts = [(t, w) for t in THETAS for w in WEIGHTS if w > 0] + [(0.0, 0.0)]
         self.evidence = np.zeros((streams, len(self.experts)))  # sum of log p_k so far
 
-    def mix(self, log_p: np.ndarray, out: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """log p of the mixture for a chunk: `log_p` (T*B, V) the model's log-probabilities
-        after the decoder's inputs `out` (T*B, H), rows step by step as the model gives
-        them; `targets` (T, B) the words that followed, each of which joins the cache (and
-        the experts' evidence) for the steps after its own. Returns (T*B, V)."""
+    def read(self, out: np.ndarray, targets: np.ndarray, target_log_p: np.ndarray) -> Mixing:
+        """Reads a chunk: `out` (T*B, H) the decoder's inputs, rows step by step as the model
+        gives them, `targets` (T, B) the words that followed and `target_log_p` (T*B,) the
+        model's log-probabilities of them. Each target joins the cache (and the experts'
+        evidence) for the steps after its own. Returns how the chunk's rows mix."""
         T, B = targets.shape
-        V = log_p.shape[1]
         h = out.reshape(T, B, -1).transpose(1, 0, 2)  # (B, T, H): stream-major
         keys = np.concatenate([self.keys, h], axis=1)  # (B, P + T, H)
         values = np.concatenate([self.values, targets.T], axis=1)  # (B, P + T)
-        attention = self._attention(h @ keys.transpose(0, 2, 1), self.keys.shape[1])
+        P = self.keys.shape[1]
+        attention = self._attention(h @ keys.transpose(0, 2, 1), P)
         hits = values[:, None, :] == targets.T[:, :, None]  # (B, T, P + T): x_{i+1} = x_{t+1}
 
         # each expert's probability of each target, and the mixture's weights before it
-        P = self.keys.shape[1]
         ready = (P + np.arange(T) > 0)[None, :, None]  # a step with something kept: (1, T, 1)
         share = np.array([w for _, w in self.experts]) * ready  # (1, T, K): 0 while empty
-        p_model = np.exp(log_p[np.arange(T * B), targets.reshape(-1)]).reshape(T, B).T
+        p_model = np.exp(target_log_p.astype(np.float64)).reshape(T, B).T  # (B, T)
         p_hit = {theta: (a * hits).sum(axis=2) for theta, a in attention.items()}  # (B, T)
-        from_cache = np.stack([p_hit.get(t, 0.0) * np.ones((B, T)) for t, _ in self.experts], 2)
+        from_cache = np.stack([p_hit.get(t, np.zeros((B, T))) for t, _ in self.experts], 2)
         p_k = (1 - share) * p_model[:, :, None] + share * from_cache  # (B, T, K)
         log_k = np.log(np.maximum(p_k, np.finfo(np.float64).tiny))
         before = self.evidence[:, None, :] + np.cumsum(log_k, axis=1) - log_k
         pi = np.exp(before - before.max(axis=2, keepdims=True))
         pi /= pi.sum(axis=2, keepdims=True)  # pi_k, proportional to exp(evidence before t)
         self.evidence += log_k.sum(axis=1)
-
-        # the mixture: p_model's share, then each theta's cache distribution with its share
-        p = _by_row((pi * (1 - share)).sum(axis=2)) * np.exp(log_p.astype(np.float64))
-        for theta, a in attention.items():
-            mine = share * np.array([t == theta for t, _ in self.experts])
-            p += _by_row((pi * mine).sum(axis=2)) * self._scatter(a, values, T, V)
         first = max(0, keys.shape[1] - self.size)
         self.keys, self.values = keys[:, first:], values[:, first:]  # the window
-        return np.log(np.maximum(p, np.finfo(np.float32).tiny)).astype(log_p.dtype)
+
+        # the mixture's weights: p_model's share, and each kept step's through each theta
+        cache = sum(
+            (pi * share * np.array([t == theta for t, _ in self.experts])).sum(axis=2)[..., None]
+            * a
+            for theta, a in attention.items()
+        )
+        model_share = (pi * (1 - share)).sum(axis=2).T.reshape(-1, 1)  # (T*B, 1), row order
+        return Mixing(model_share, cache, values)
 
     def _attention(self, dots: np.ndarray, P: int) -> dict[float, np.ndarray]:
         """a_i for each theta from the dot products h_t . h_i (B, T, P + T), P steps kept
@@ -90,16 +118,3 @@ class WordCache:
             total = a.sum(axis=2, keepdims=True)
             attention[theta] = a / np.where(total > 0, total, 1.0)
         return attention
-
-    @staticmethod
-    def _scatter(a: np.ndarray, values: np.ndarray, T: int, V: int) -> np.ndarray:
-        """p_cache as rows (T*B, V): each a_i of (b, t) added at the word x_{i+1}."""
-        B = a.shape[0]
-        rows = np.arange(T)[None, :, None] * B + np.arange(B)[:, None, None]  # (B, T, 1)
-        cells = rows * V + values[:, None, :]
-        return np.bincount(cells.ravel(), a.ravel(), minlength=T * B * V).reshape(T * B, V)
-
-
-def _by_row(x: np.ndarray) -> np.ndarray:
-    """A (B, T) array as a column (T*B, 1) in the model's row order, step by step."""
-    return x.T.reshape(-1, 1)
