@@ -156,6 +156,19 @@ def max_difference(a: Path, b: Path, file: str = "model.safetensors") -> float:
     return max(float(np.abs(x[k] - y[k]).max()) for k in x)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def token_cache(tmp_path_factory):
+    """Training's token cache (`wordlstm.tokencache`) in a folder of the session's, never
+    the user's (subprocesses inherit it)."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "store"

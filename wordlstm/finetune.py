@@ -11,6 +11,7 @@ new run is validated (`saver.Kept`).
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class Start:
     old_valid_ids: np.ndarray | None  # read with the old vocabulary
     old_valid: str  # what the old validation text is, or why it cannot be read
 
-    def vocabulary(self, lines: list[str]) -> Tokenizer:
+    def vocabulary(self, lines: Iterable[str]) -> Tokenizer:
         """The folder's vocabulary, grown by the words of `lines` if asked."""
         tokenizer = self.loaded.tokenizer
         if self.grow is None:

@@ -37,6 +37,25 @@ def read_training_lines(paths: list[str]) -> list[str]:
     return lines
 
 
+def training_pieces(path: str, name: str | None = None) -> Iterator[tuple[str, bool]]:
+    """The text of a training file in order, as (text, whether it ends a line): a line, or
+    a piece of a long one (`LineReader`: cut between words), so that memory stays bounded
+    for any file. Read as `read_training_lines` reads it: BadInput naming the file (`name`,
+    else its path; "-" is stdin) if it is binary, not UTF-8 or has no words."""
+    name = name or ("stdin" if path == STDIN else path)
+    words = False
+    with open_input(path) as stream:
+        try:
+            for line in LineReader([stream], _piece_bytes(), strict=True):
+                for text, ends in line.pieces() if isinstance(line, LongLine) else [(line, True)]:
+                    words = words or not text.isspace() and bool(text)
+                    yield text, ends
+        except BadInput as e:
+            raise BadInput(f"{name}: {e}") from None
+    if not words:
+        raise BadInput(f"{name}: is empty (no words to train on)")
+
+
 def read_lines(files: Iterable[str]) -> LineReader:
     """The lines of the files in order, "-" meaning stdin, read as untrusted text (a
     `LineReader`: long lines come in pieces)."""

@@ -8,7 +8,7 @@ saved `tokenizer.json` alone reproduces the encoding, in wordlstm or in `tokeniz
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
 
@@ -198,11 +198,17 @@ class Tokenizer:
         Lines go through the HF tokenizer in batches and straight into NumPy arrays, so a
         corpus of tens of millions of words never becomes one Python list of ints.
         """
-        it = iter(lines)
-        parts = []
-        while batch := list(islice(it, BATCH_LINES)):
-            parts.append(self._encode_batch(batch))
+        parts = list(self.encode_pieces((line, True) for line in lines))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+    def encode_pieces(self, pieces: Iterable[tuple[str, bool]]) -> Iterator[np.ndarray]:
+        """The int32 ids of (text, whether it ends a line) pieces, as `text.training_pieces`
+        gives them, BATCH_LINES pieces at a time: a piece that ends a line is followed by the
+        end-of-line id. A stream of any length, in bounded memory."""
+        it = iter(pieces)
+        while batch := list(islice(it, BATCH_LINES)):
+            ends = np.array([end for _, end in batch], dtype=bool)
+            yield self._encode_batch([text for text, _ in batch], ends)
 
     def decode(self, ids: Iterable[int], after: str = "") -> str:
         """Tokens joined with natural spacing: "Today , he 's ( 5 % ) ." -> "Today, he's (5%)."
@@ -230,15 +236,14 @@ class Tokenizer:
             out.append(token if glue else " " + token)
         return "".join(out)
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        """Ids of a batch of lines with the end-of-line id after each."""
+    def _encode_batch(self, batch: list[str], ends: np.ndarray) -> np.ndarray:
+        """Ids of a batch of pieces with the end-of-line id after each that `ends` a line."""
         rows = [e.ids for e in self._hf.encode_batch(batch, add_special_tokens=False)]
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         words = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
-        out = np.full(words.size + len(rows), self._eos, dtype=np.int32)
-        ends = np.cumsum(lengths + 1) - 1
+        out = np.full(words.size + int(ends.sum()), self._eos, dtype=np.int32)
         keep = np.ones(out.size, dtype=bool)
-        keep[ends] = False
+        keep[(np.cumsum(lengths + ends) - 1)[ends]] = False
         out[keep] = self._unspecial(words)
         return out
 

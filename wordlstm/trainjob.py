@@ -3,6 +3,7 @@ vocabulary, split off validation, train, and save the model folder after every e
 from the jobs that only read a model (`pipeline`), so that those start without importing
 the trainer."""
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wordlstm import identity, resume, store
+from wordlstm import identity, resume, store, tokencache
 from wordlstm.data import hold_out
 from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError, literal
 from wordlstm.model import Architecture, LanguageModel
@@ -19,7 +20,7 @@ from wordlstm.regularisers import Regularisers
 from wordlstm.saver import Saver
 from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.sigint import deferred_sigint
-from wordlstm.text import read_training_lines
+from wordlstm.text import STDIN, open_input
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
     Epoch,
@@ -354,15 +355,20 @@ def _training_data(
 ) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
     """The tokenizer built on the training files (or that of the model a continued run
     `start`s from) and their token streams for training and validation (`job.valid`, else
-    a held-out tail)."""
-    lines = read_training_lines(job.files)
-    valid_lines = read_training_lines([job.valid]) if job.valid else None
+    a held-out tail), memory-mapped from the token cache (`tokencache`)."""
+    if job.valid not in (None, STDIN):
+        open_input(job.valid).close()  # a missing file fails before the text is read
     if start is None:
-        tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
+        settings = asdict(job.tokenizer)
+        how = json.dumps({"train": settings}, sort_keys=True)
+        tokenizer, ids = tokencache.token_ids(
+            job.files, how, lambda text: Tokenizer.train(text, **settings)
+        )
     else:
-        tokenizer = start.vocabulary(lines)
-    ids = tokenizer.encode_lines(lines)
-    del lines
-    if valid_lines is None:
+        grow = None if start.grow is None else asdict(start.grow)
+        how = json.dumps({"continue": start.loaded.tokenizer.to_str(), "grow": grow})
+        tokenizer, ids = tokencache.token_ids(job.files, how, start.vocabulary)
+    if job.valid is None:
         return tokenizer, *hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
-    return tokenizer, ids, tokenizer.encode_lines(valid_lines)
+    how = json.dumps({"encode": tokenizer.to_str()})
+    return tokenizer, ids, tokencache.token_ids([job.valid], how, lambda text: tokenizer)[1]
