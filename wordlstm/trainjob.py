@@ -21,6 +21,7 @@ from wordlstm.saver import Saver
 from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.sigint import deferred_sigint
 from wordlstm.text import STDIN, open_input
+from wordlstm.threads import Threads, check_threads
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
     Epoch,
@@ -54,8 +55,11 @@ class TrainJob:
     grow_vocab: bool = False  # continued: add the files' words to its vocabulary
     given: frozenset[str] = frozenset()  # the settings given (field names); a continued
     # run takes the others from its model
+    threads: int | None = None  # BLAS threads; None: the environment's, else by the load
+    # (`threads.Threads`); not part of the run's identity: a resumed run may use others
 
     def __post_init__(self) -> None:
+        check_threads(self.threads)
         if self.force and self.resume:
             raise SettingError("{force} replaces the model and {resume} continues it: give one")
         if self.force and self.continued:
@@ -80,6 +84,7 @@ class TrainResult:
     old_valid: str | None = None  # what that text is, or why it cannot be read
     new_words: int | None = None  # continued: words added to the vocabulary
     stopped_by_budget: bool = False  # the time budget ended the run before all its epochs
+    threads: int | None = None  # the BLAS threads of the last epoch (None: not OpenBLAS)
 
 
 @dataclass
@@ -93,6 +98,8 @@ class TrainStart:
     params: int
     epochs: int  # the run's budget: the epochs it trains at most
     max_time: float | None  # and its seconds, if it has a time budget
+    threads: int | None = None  # BLAS threads for the first epoch (None: not OpenBLAS)
+    threads_by_load: bool = False  # chosen by the load again before each epoch
 
 
 def train_files(
@@ -162,21 +169,32 @@ def train_files(
         if saved is not None:
             saver.resume_from(saved)
         check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
-        on_start(_start(arch, train_ids, valid_ids, job.recipe))
-        with deferred_sigint() as interrupted:
-            ended = train(
-                model,
-                train_ids,
-                valid_ids,
-                job.recipe,
-                rng,
-                start=saved.state if saved is not None else None,
-                on_progress=on_progress,
-                on_epoch=on_epoch,
-                on_retry=on_retry,
-                save=saver,
-                stop=interrupted,
-            )
+        threads = Threads(job.threads)
+
+        counts: list[int | None] = []  # the threads of each epoch reported
+
+        def epoch_ended(e: Epoch) -> None:
+            counts.append(threads.count)
+            on_epoch(replace(e, threads=threads.count))
+            if threads.by_load:
+                threads.choose()  # for the next epoch
+
+        with threads.used():
+            on_start(_start(arch, train_ids, valid_ids, job.recipe, threads))
+            with deferred_sigint() as interrupted:
+                ended = train(
+                    model,
+                    train_ids,
+                    valid_ids,
+                    job.recipe,
+                    rng,
+                    start=saved.state if saved is not None else None,
+                    on_progress=on_progress,
+                    on_epoch=epoch_ended,
+                    on_retry=on_retry,
+                    save=saver,
+                    stop=interrupted,
+                )
         state = saver.state
         if not interrupted() and state is not None and state.epoch <= job.recipe.epochs:
             saver.ran_out_of_time()
@@ -208,6 +226,7 @@ def train_files(
         vocab=arch.vocab,
         params=arch.param_count(),
         stopped_by_budget=ended == "out of time",
+        threads=counts[-1] if counts else threads.count,
     )
     if start is not None:
         result.old_valid_ppl_before = start.base.old_valid_ppl_before
@@ -218,9 +237,13 @@ def train_files(
 
 
 def _start(
-    arch: Architecture, train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe
+    arch: Architecture,
+    train_ids: np.ndarray,
+    valid_ids: np.ndarray,
+    recipe: Recipe,
+    threads: Threads,
 ) -> TrainStart:
-    """What the run is about to train on."""
+    """What the run is about to train on, and with how many threads."""
     return TrainStart(
         vocab=arch.vocab,
         train_tokens=int(len(train_ids)),
@@ -229,6 +252,8 @@ def _start(
         params=arch.param_count(),
         epochs=recipe.epochs,
         max_time=recipe.max_time,
+        threads=threads.count,
+        threads_by_load=threads.by_load,
     )
 
 
