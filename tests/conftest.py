@@ -141,6 +141,21 @@ def tiny_job(
     )
 
 
+def training_lines(paths) -> list[str]:
+    """The lines of training files as training reads them (`text.training_pieces`), the
+    pieces of a long line joined."""
+    from wordlstm.text import training_pieces
+
+    lines, line = [], []
+    for path in paths:
+        for piece, ends in training_pieces(str(path)):
+            line.append(piece)
+            if ends:
+                lines.append("".join(line))
+                line = []
+    return lines
+
+
 def arrays(file: Path) -> dict[str, np.ndarray]:
     """The arrays of an npz or safetensors file."""
     if file.suffix == ".safetensors":

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, cli_env, max_difference, run, start_training
+from conftest import TINY, cli_env, max_difference, run, start_training, training_lines
 
 from wordlstm import data, identity, tokencache
+from wordlstm import tokenizer as tokenizer_module
 from wordlstm.data import batchify, hold_out
-from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 
 HOW = json.dumps({"train": {"split": "words", "lowercase": False}})
@@ -38,11 +38,31 @@ def train_vocabulary(text):
     return Tokenizer.train(text)
 
 
+def cached(path: Path, how: str = HOW, build=train_vocabulary):
+    """The tokenizer and ids of a file through the cache, as training gets them."""
+    with tokencache.Text([str(path)]) as text:
+        tokenizer = text.vocabulary(how, build)
+        return tokenizer, text.token_ids(tokenizer)
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """A private cache folder."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return tmp_path / "xdg" / "wordlstm" / "tokens"
+
+
+@pytest.fixture
+def encodings(monkeypatch) -> list[int]:
+    """Counts the texts encoded (one entry each)."""
+    encoded, encode = [], Tokenizer.encode_pieces
+
+    def counted(self, pieces):
+        encoded.append(1)
+        return encode(self, pieces)
+
+    monkeypatch.setattr(Tokenizer, "encode_pieces", counted)
+    return encoded
 
 
 def test_cached_ids_are_those_of_the_text_read_whole(tmp_path, cache, monkeypatch):
@@ -52,71 +72,98 @@ def test_cached_ids_are_those_of_the_text_read_whole(tmp_path, cache, monkeypatc
         "\ufeffThe cat sat.\r\n\n<eos> on the mat\n".encode() + long_line.encode() + b"\nend"
     )
     monkeypatch.setenv("WORDLSTM_PIECE_BYTES", "64")
-    tokenizer, ids = tokencache.token_ids([str(text)], HOW, train_vocabulary)
-    lines = read_training_lines([str(text)])
+    tokenizer, ids = cached(text)
+    lines = training_lines([text])
+    assert lines[-2] == long_line
     whole = Tokenizer.train(lines)
     assert tokenizer.to_str() == whole.to_str()
     assert isinstance(ids, np.memmap) and not ids.flags.writeable
     np.testing.assert_array_equal(ids, whole.encode_lines(lines))
 
 
-def test_the_cache_is_reused_until_the_text_changes(tmp_path, cache, monkeypatch):
+def test_encoding_goes_in_batches_of_bounded_text(monkeypatch):
+    """Long pieces (a file of long lines) make smaller batches, so that memory stays bounded;
+    the ids are those of the whole text encoded at once."""
+    monkeypatch.setattr(tokenizer_module, "BATCH_CHARS", 1000)
+    tokenizer = Tokenizer.train(["a b c"])
+    pieces = [("a b " * 100, k % 3 == 2) for k in range(30)]  # 400 characters each
+    batches = list(tokenizer.encode_pieces(pieces))
+    assert len(batches) == 10  # 3 pieces reach 1,000 characters
+    lines = ["".join(text for text, _ in pieces[k : k + 3]) for k in range(0, 30, 3)]
+    np.testing.assert_array_equal(np.concatenate(batches), tokenizer.encode_lines(lines))
+
+
+def test_the_cache_is_reused_until_the_text_changes(tmp_path, cache, encodings):
     text = zipf_text(tmp_path / "t.txt", 200)
-    _, first = tokencache.token_ids([str(text)], HOW, train_vocabulary)
-    (npy,) = cache.glob("*.npy")
-    before = npy.stat()
+    tokenizer, first = cached(text)
+    files = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()}
+    assert len(files) == 3 and encodings == [1]  # the vocabulary, the ids and their record
 
-    def not_again(*args, **kwargs):
-        raise AssertionError("tokenised again")
+    def not_again(text):
+        raise AssertionError("the vocabulary built again")
 
-    monkeypatch.setattr(Tokenizer, "encode_pieces", not_again)
-    _, again = tokencache.token_ids([str(text)], HOW, not_again)
+    again = cached(text, build=not_again)[1]
     np.testing.assert_array_equal(again, first)
-    after = npy.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    with pytest.raises(AssertionError, match="tokenised again"):  # other settings
-        tokencache.token_ids([str(text)], HOW.replace("words", "whitespace"), not_again)
+    copy = tmp_path / "copy.txt"  # the same bytes elsewhere: the same ids
+    copy.write_bytes(text.read_bytes())
+    np.testing.assert_array_equal(cached(copy, build=not_again)[1], first)
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()} == files
+    assert encodings == [1]
+    with pytest.raises(AssertionError, match="built again"):  # other settings
+        cached(text, HOW.replace("words", "whitespace"), not_again)
     text.write_text(text.read_text().replace("w1 ", "w2 ", 1))
-    with pytest.raises(AssertionError, match="tokenised again"):  # another text
-        tokencache.token_ids([str(text)], HOW, not_again)
+    with pytest.raises(AssertionError, match="built again"):  # another text
+        cached(text, build=not_again)
+    with tokencache.Text([str(text)]) as changed:  # not even in the same vocabulary
+        changed.token_ids(tokenizer)
+    assert encodings == [1, 1]
 
 
-def flip_a_byte(npy: Path, meta: Path) -> None:
-    with open(npy, "r+b") as f:
+def flip_a_byte(file: Path) -> None:
+    with open(file, "r+b") as f:
         f.seek(-3, os.SEEK_END)
         byte = f.read(1)
         f.seek(-3, os.SEEK_END)
         f.write(bytes([byte[0] ^ 1]))
 
 
-def truncate(npy: Path, meta: Path) -> None:
-    os.truncate(npy, npy.stat().st_size - 8)
+def truncate(file: Path) -> None:
+    os.truncate(file, file.stat().st_size - 8)
 
 
-def garble_meta(npy: Path, meta: Path) -> None:
-    meta.write_text("{not json")
+def garble(file: Path) -> None:
+    file.write_text("{not json")
 
 
-def drop_meta(npy: Path, meta: Path) -> None:
-    meta.unlink()
-
-
-@pytest.mark.parametrize("damage", [flip_a_byte, truncate, garble_meta, drop_meta])
-def test_a_damaged_cache_is_built_again(tmp_path, cache, damage):
+@pytest.mark.parametrize(
+    "damage, file",
+    [
+        (flip_a_byte, "ids"),
+        (truncate, "ids"),
+        (garble, "record"),
+        (Path.unlink, "record"),
+        (garble, "vocabulary"),
+        (truncate, "vocabulary"),
+    ],
+)
+def test_a_damaged_cache_is_built_again(tmp_path, cache, encodings, damage, file):
     text = zipf_text(tmp_path / "t.txt", 200)
-    _, first = tokencache.token_ids([str(text)], HOW, train_vocabulary)
+    tokenizer, first = cached(text)
     expected = np.array(first)
     (npy,) = cache.glob("*.npy")
-    damage(npy, npy.with_suffix(".json"))
+    (vocabulary,) = cache.glob("vocabulary-*.json")
+    damage({"ids": npy, "record": npy.with_suffix(".json"), "vocabulary": vocabulary}[file])
     built = []
-    _, ids = tokencache.token_ids([str(text)], HOW, lambda t: built.append(1) or Tokenizer.train(t))
-    assert built == [1]
+    again, ids = cached(text, build=lambda t: built.append(1) or Tokenizer.train(t))
+    assert built == ([1] if file == "vocabulary" else [])
+    assert encodings == ([1] if file == "vocabulary" else [1, 1])
+    assert again.to_str() == tokenizer.to_str()
     np.testing.assert_array_equal(ids, expected)
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_batches_and_the_validation_tail_are_views_of_the_mapped_ids(tmp_path, cache):
-    _, ids = tokencache.token_ids([str(zipf_text(tmp_path / "t.txt", 300))], HOW, train_vocabulary)
+    _, ids = cached(zipf_text(tmp_path / "t.txt", 300))
     train, valid = hold_out(ids, 1, 0.1)
     rows = batchify(train, 7)
     for part in (train, valid, rows):

@@ -1,14 +1,16 @@
 """Training text tokenised once into a cache of token ids, memory-mapped for training.
 
-A corpus larger than memory is read as a stream twice, once to build the vocabulary and
-once to encode it, and its ids are written to `<key>.npy` in the cache folder, with the
-tokenizer and a checksum of the ids in `<key>.json`. The key is a digest of the text's bytes
-and of what makes the vocabulary (the tokenizer settings, or the tokenizer it starts from),
-so the same text with the same settings is never tokenised again, and a changed one never
-meets stale ids. The ids are opened with `np.load(mmap_mode="r")`: they take disk and the
-system's file cache, not the process's memory (`data.release`). Both files are written to a
-temporary name and renamed into place; a cache whose ids do not match its checksum (damaged,
-truncated, or half replaced) is built again, never trusted.
+A corpus larger than memory is read as a stream: once to build the vocabulary, once to
+encode it. Both are kept in the cache folder under keys made of a digest of the text's
+bytes: the vocabulary (`vocabulary-<key>.json`) with what else makes it (the tokenizer
+settings), the ids (`<key>.npy`, int32) with the vocabulary they are in, their count and
+checksum beside them (`<key>.json`). So the same text with the same settings is never
+tokenised again, the same text in the same vocabulary (a validation file, the old text of a
+continued model) shares its ids, and a changed text never meets stale ones. The ids are
+opened with `np.load(mmap_mode="r")`: they take disk and the system's file cache, not the
+process's memory (`data.release`). Every file is written to a temporary name and renamed
+into place; ids that do not match their checksum (damaged, truncated, half replaced) are
+encoded again, never trusted.
 """
 
 import contextlib
@@ -33,8 +35,6 @@ VERSION = 1  # of the cache's files: a new version's keys never meet an older ve
 READ_BYTES = 1 << 20  # the most of a file read at once to hash or copy it
 DTYPE = np.dtype("<i4")
 
-Vocabulary = Callable[[Iterable[str]], Tokenizer]  # builds the tokenizer from a text's pieces
-
 
 def folder() -> Path:
     """Where the cache lives: wordlstm/tokens in $XDG_CACHE_HOME, else in ~/.cache (the
@@ -43,47 +43,101 @@ def folder() -> Path:
     return Path(cache) / "wordlstm" / "tokens"
 
 
-def token_ids(files: list[str], how: str, vocabulary: Vocabulary) -> tuple[Tokenizer, np.ndarray]:
-    """The tokenizer and the read-only, memory-mapped int32 stream of the files' lines (each
-    followed by the end-of-line id), from the cache if it holds them. `how` says what makes
-    the vocabulary besides the text (the settings, as JSON); `vocabulary` makes it from the
-    text's pieces, on a cache miss. BadInput naming a file that cannot be read as text."""
-    for path in files:
-        if path != STDIN:
-            open_input(path).close()  # a missing file fails before any is read
-    root = folder()
-    with _readable(files, root) as sources:
-        key = hashlib.sha256(f"wordlstm tokens {VERSION}\n{how}\n".encode())
-        for _, path in sources:
-            key.update(_file_digest(path).encode())
-        name = key.hexdigest()
-        found = _cached(root, name)
-        if found is not None:
-            return found
-        return _build(root, name, sources, vocabulary)
+class Text:
+    """Training files to tokenise through the cache, known by a digest of their bytes; use
+    it as a context manager (standard input, "-", is copied to a temporary file, deleted at
+    its end, since the text is read more than once). BadInput naming a file that cannot be
+    read as text."""
 
-
-@contextlib.contextmanager
-def _readable(files: list[str], root: Path) -> Iterator[list[tuple[str, str]]]:
-    """(name, path) of each file, with standard input copied to a temporary file (deleted
-    afterwards): the text is read more than once."""
-    spools = []
-    try:
-        sources = []
+    def __init__(self, files: list[str]) -> None:
         for path in files:
             if path != STDIN:
-                sources.append((path, path))
-                continue
-            root.mkdir(parents=True, exist_ok=True)
-            spool = tempfile.NamedTemporaryFile(dir=root, prefix=".stdin-", delete=False)
-            spools.append(spool.name)
-            with spool:
-                shutil.copyfileobj(sys.stdin.buffer, spool, READ_BYTES)
-            sources.append(("stdin", spool.name))
-        yield sources
-    finally:
-        for spool in spools:
+                open_input(path).close()  # a missing file fails before any is read
+        self._files = files
+        self._spools: list[str] = []
+        self.sources: list[tuple[str, str]] = []  # (name, path) of each file
+        self.digest = ""
+
+    def __enter__(self) -> "Text":
+        self._root = folder()
+        digest = hashlib.sha256(f"wordlstm text {VERSION}\n".encode())
+        try:
+            for path in self._files:
+                name = path
+                if path == STDIN:
+                    name, path = "stdin", self._spool()
+                self.sources.append((name, path))
+                digest.update(_file_digest(path).encode())
+        except BaseException:
+            self.__exit__()
+            raise
+        self.digest = digest.hexdigest()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for spool in self._spools:
             os.unlink(spool)
+
+    def _spool(self) -> str:
+        """A copy of standard input in a temporary file in the cache folder."""
+        self._root.mkdir(parents=True, exist_ok=True)
+        spool = tempfile.NamedTemporaryFile(dir=self._root, prefix=".stdin-", delete=False)
+        self._spools.append(spool.name)
+        with spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool, READ_BYTES)
+        return spool.name
+
+    def pieces(self) -> Iterator[tuple[str, bool]]:
+        """The text of the files in order, as `text.training_pieces` gives it."""
+        return chain.from_iterable(training_pieces(path, name) for name, path in self.sources)
+
+    def vocabulary(self, how: str, build: Callable[[Iterable[str]], Tokenizer]) -> Tokenizer:
+        """The tokenizer that `build` makes from the text's pieces, where `how` (JSON) says
+        what else it depends on (the settings); from the cache if built before."""
+        file = self._root / f"vocabulary-{self._key(how)}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError, BadInput):
+            saved = json.loads(file.read_text(encoding="utf-8"))
+            if saved["version"] == VERSION:
+                return Tokenizer.from_str(saved["tokenizer"])
+        tokenizer = build(text for text, _ in self.pieces())
+        self._write(file, json.dumps({"version": VERSION, "tokenizer": tokenizer.to_str()}))
+        return tokenizer
+
+    def token_ids(self, tokenizer: Tokenizer) -> np.ndarray:
+        """The read-only, memory-mapped int32 ids of the text's lines in this vocabulary,
+        each line followed by the end-of-line id; from the cache if its ids are there and
+        match their checksum, else encoded into it."""
+        name = self._key(tokenizer.to_str())
+        ids = _cached(self._root, name)
+        if ids is not None:
+            return ids
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            with _replacing(self._root / f"{name}.npy") as stream:
+                tokens, checksum = _write_ids(stream, tokenizer.encode_pieces(self.pieces()))
+        except OSError as e:
+            raise _unwritable(self._root, e) from None
+        self._write(
+            self._root / f"{name}.json",
+            json.dumps({"version": VERSION, "tokens": tokens, "sha256": checksum}),
+        )
+        return np.load(self._root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+
+    def _key(self, what: str) -> str:
+        """The name of the cache's files for this text and `what`."""
+        return hashlib.sha256(f"{self.digest}\n{what}".encode()).hexdigest()
+
+    def _write(self, file: Path, text: str) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            with _replacing(file) as stream:
+                stream.write(text.encode())
+        except OSError as e:
+            raise _unwritable(self._root, e) from None
+
+
+def _unwritable(root: Path, e: OSError) -> RunFailure:
+    return RunFailure(f"cannot write the token cache in {root}: {first_line(e)}")
 
 
 def _file_digest(path: str) -> str:
@@ -98,9 +152,9 @@ def _file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def _cached(root: Path, name: str) -> tuple[Tokenizer, np.ndarray] | None:
-    """The tokenizer and ids cached under `name` if both files are there and the ids match
-    the checksum recorded with them; None otherwise."""
+def _cached(root: Path, name: str) -> np.ndarray | None:
+    """The ids cached under `name` if both its files are there and the ids match the
+    checksum recorded with them; None otherwise."""
     try:
         meta = json.loads((root / f"{name}.json").read_text(encoding="utf-8"))
         if meta.get("version") != VERSION:
@@ -110,8 +164,8 @@ def _cached(root: Path, name: str) -> tuple[Tokenizer, np.ndarray] | None:
             return None
         if _ids_digest(root / f"{name}.npy", ids.offset) != meta["sha256"]:
             return None
-        return Tokenizer.from_str(meta["tokenizer"]), ids
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInput):
+        return ids
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -124,34 +178,6 @@ def _ids_digest(file: Path, offset: int) -> str:
         while block := stream.read(READ_BYTES):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _build(
-    root: Path, name: str, sources: list[tuple[str, str]], vocabulary: Vocabulary
-) -> tuple[Tokenizer, np.ndarray]:
-    """Builds the vocabulary from the text, encodes it into `name`.npy, writes `name`.json
-    and returns them as `_cached` would."""
-
-    def pieces() -> Iterator[tuple[str, bool]]:
-        return chain.from_iterable(training_pieces(path, shown) for shown, path in sources)
-
-    tokenizer = vocabulary(text for text, _ in pieces())
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with _replacing(root / f"{name}.npy") as stream:
-            tokens, checksum = _write_ids(stream, tokenizer.encode_pieces(pieces()))
-        meta = {
-            "version": VERSION,
-            "tokens": tokens,
-            "sha256": checksum,
-            "tokenizer": tokenizer.to_str(),
-        }
-        with _replacing(root / f"{name}.json") as stream:
-            stream.write(json.dumps(meta).encode())
-    except OSError as e:
-        raise RunFailure(f"cannot write the token cache in {root}: {first_line(e)}") from None
-    ids = np.load(root / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-    return tokenizer, ids
 
 
 def _write_ids(stream, parts: Iterable[np.ndarray]) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 
 import numpy as np
 from tokenizers import Regex, models, normalizers, pre_tokenizers, trainers
@@ -22,6 +22,7 @@ UNK = "<unk>"
 EOS = "<eos>"
 SPLITS = ("words", "whitespace")
 BATCH_LINES = 10_000
+BATCH_CHARS = 1 << 22  # and at most about this much text in one batch
 
 # After whitespace splitting, "words" cuts each piece into: a literal <unk> mark, numbers with
 # inner separators (3.5, 1,000, 10:30), words with inner apostrophes or hyphens (don't,
@@ -203,12 +204,21 @@ class Tokenizer:
 
     def encode_pieces(self, pieces: Iterable[tuple[str, bool]]) -> Iterator[np.ndarray]:
         """The int32 ids of (text, whether it ends a line) pieces, as `text.training_pieces`
-        gives them, BATCH_LINES pieces at a time: a piece that ends a line is followed by the
-        end-of-line id. A stream of any length, in bounded memory."""
-        it = iter(pieces)
-        while batch := list(islice(it, BATCH_LINES)):
-            ends = np.array([end for _, end in batch], dtype=bool)
-            yield self._encode_batch([text for text, _ in batch], ends)
+        gives them, in batches of BATCH_LINES pieces or BATCH_CHARS characters: a piece that
+        ends a line is followed by the end-of-line id. A stream of any length, in bounded
+        memory."""
+        texts: list[str] = []
+        ends: list[bool] = []
+        size = 0
+        for text, end in pieces:
+            texts.append(text)
+            ends.append(end)
+            size += len(text)
+            if len(texts) == BATCH_LINES or size >= BATCH_CHARS:
+                yield self._encode_batch(texts, np.array(ends, dtype=bool))
+                texts, ends, size = [], [], 0
+        if texts:
+            yield self._encode_batch(texts, np.array(ends, dtype=bool))
 
     def decode(self, ids: Iterable[int], after: str = "") -> str:
         """Tokens joined with natural spacing: "Today , he 's ( 5 % ) ." -> "Today, he's (5%)."

@@ -383,17 +383,18 @@ def _training_data(
     a held-out tail), memory-mapped from the token cache (`tokencache`)."""
     if job.valid not in (None, STDIN):
         open_input(job.valid).close()  # a missing file fails before the text is read
-    if start is None:
-        settings = asdict(job.tokenizer)
-        how = json.dumps({"train": settings}, sort_keys=True)
-        tokenizer, ids = tokencache.token_ids(
-            job.files, how, lambda text: Tokenizer.train(text, **settings)
-        )
-    else:
-        grow = None if start.grow is None else asdict(start.grow)
-        how = json.dumps({"continue": start.loaded.tokenizer.to_str(), "grow": grow})
-        tokenizer, ids = tokencache.token_ids(job.files, how, start.vocabulary)
+    with tokencache.Text(job.files) as text:
+        if start is None:
+            settings = asdict(job.tokenizer)
+            how = json.dumps({"train": settings}, sort_keys=True)
+            tokenizer = text.vocabulary(how, lambda lines: Tokenizer.train(lines, **settings))
+        elif start.grow is None:
+            tokenizer = start.loaded.tokenizer
+        else:
+            how = json.dumps({"grow": asdict(start.grow), "from": start.loaded.tokenizer.to_str()})
+            tokenizer = text.vocabulary(how, start.vocabulary)
+        ids = text.token_ids(tokenizer)
     if job.valid is None:
         return tokenizer, *hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
-    how = json.dumps({"encode": tokenizer.to_str()})
-    return tokenizer, ids, tokencache.token_ids([job.valid], how, lambda text: tokenizer)[1]
+    with tokencache.Text([job.valid]) as valid:
+        return tokenizer, ids, valid.token_ids(tokenizer)
