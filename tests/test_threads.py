@@ -4,6 +4,9 @@ again before each epoch; none of it makes a resumed run a different one."""
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import TINY, assert_one_error_line, run, tiny_job
@@ -46,7 +49,7 @@ def test_without_flag_or_environment_the_load_decides(blas, monkeypatch, busy, e
     for name in threads.ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(threads, "busy_others", lambda: busy)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(threads, "cores", lambda: 2)
     blas.set(3)
     chosen = Threads()
     assert chosen.by_load
@@ -66,7 +69,7 @@ def test_the_count_is_chosen_again_before_each_epoch(blas, monkeypatch, corpus, 
         monkeypatch.delenv(name, raising=False)
     loads = iter([0, 1, 0])  # the load before epochs 1, 2 and 3
     monkeypatch.setattr(threads, "busy_others", lambda: next(loads, 0))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(threads, "cores", lambda: 2)
     blas.set(1)
     epochs, starts = [], []
     result = train_files(
@@ -119,3 +122,16 @@ def test_score_and_eval_take_a_count_too(trained, corpus, command, tmp_path):
     plain = run(*args, home=trained, env=env, check=True)
     assert plain.err.splitlines()[-1] == "blas threads 1"
     assert_one_error_line(run(*args, "--threads", "0", home=trained), 2, "--threads")
+
+
+def test_a_process_that_keeps_a_core_busy_counts_as_busy():
+    """busy_others reads the machine: a spinning child is among the runnable threads, and
+    this process's own (it runs as it reads) are not."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        assert threads.busy_others() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert threads._own_runnable() >= 1  # the reading thread itself

@@ -74,9 +74,16 @@ class Threads:
         if self.given is not None:
             blas.set(self.given)
         elif self.by_load:
-            blas.set(default_threads(busy_others(), len(os.sched_getaffinity(0))))
+            blas.set(default_threads(busy_others(), cores()))
         self.count = blas.get()
         return self.count
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def busy_others() -> int:
