@@ -11,7 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, cli_env, max_difference, run, start_training, training_lines
+from conftest import (
+    TINY,
+    assert_one_error_line,
+    cli_env,
+    max_difference,
+    run,
+    start_training,
+    training_lines,
+)
 
 from wordlstm import data, identity, tokencache
 from wordlstm import tokenizer as tokenizer_module
@@ -280,3 +288,10 @@ def test_a_killed_run_resumes_exactly_from_the_cache(tmp_path, cache, corpus):
     ids = np.load(npy, mmap_mode="r")
     tokenizer = Tokenizer.from_str((home / "k" / "tokenizer.json").read_text())
     assert saved == identity.data_digest(tokenizer.to_str(), *hold_out(ids, 1, 0.1))
+
+
+def test_a_missing_validation_file_fails_before_the_text_is_tokenised(tmp_path, cache, corpus):
+    missing = tmp_path / "missing.txt"
+    proc = run("train", str(corpus), *TINY, "--valid", str(missing), home=tmp_path / "store")
+    assert_one_error_line(proc, 2, "missing.txt: no such file")
+    assert not cache.exists() or list(cache.iterdir()) == []

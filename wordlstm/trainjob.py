@@ -20,7 +20,6 @@ from wordlstm.regularisers import Regularisers
 from wordlstm.saver import Saver
 from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.sigint import deferred_sigint
-from wordlstm.text import STDIN, open_input
 from wordlstm.threads import Threads, check_threads
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
@@ -170,7 +169,6 @@ def train_files(
             saver.resume_from(saved)
         check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
         threads = Threads(job.threads)
-
         counts: list[int | None] = []  # the threads of each epoch reported
 
         def epoch_ended(e: Epoch) -> None:
@@ -381,8 +379,7 @@ def _training_data(
     """The tokenizer built on the training files (or that of the model a continued run
     `start`s from) and their token streams for training and validation (`job.valid`, else
     a held-out tail), memory-mapped from the token cache (`tokencache`)."""
-    if job.valid not in (None, STDIN):
-        open_input(job.valid).close()  # a missing file fails before the text is read
+    valid = tokencache.Text([job.valid]) if job.valid else None  # missing: fails here
     with tokencache.Text(job.files) as text:
         if start is None:
             settings = asdict(job.tokenizer)
@@ -394,7 +391,7 @@ def _training_data(
             how = json.dumps({"grow": asdict(start.grow), "from": start.loaded.tokenizer.to_str()})
             tokenizer = text.vocabulary(how, start.vocabulary)
         ids = text.token_ids(tokenizer)
-    if job.valid is None:
+    if valid is None:
         return tokenizer, *hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
-    with tokencache.Text([job.valid]) as valid:
+    with valid:
         return tokenizer, ids, valid.token_ids(tokenizer)
