@@ -5,7 +5,7 @@ present) trained for a bounded time by a 1x64 model, measured in one run.
         [--dir /tmp/wordlstm-bigtext] [--out benchmarks/bigtext.md]
 
 Reports the peak resident memory of the whole `wordlstm train` process (tokenising
-included: os.wait4's ru_maxrss), the tokenising speed (words/s from start to the start line,
+included), the tokenising speed (words/s from start to the start line,
 a cold token cache: hashing, building the vocabulary and encoding, all streamed), the same
 start with the cache warm, and an exact resume: a run stopped after `steps` steps and
 resumed to 2 x `steps` ends with the weights, optimizer and state of a run stopped at
@@ -57,26 +57,36 @@ def generate(path: Path, size: float, seed: int = 0) -> int:
     return words
 
 
+# Runs a command and prints its peak RSS in KiB. A process started from this one would
+# count this one's memory as its own (the kernel keeps the peak of the memory it execs
+# from), and this one holds the generated text's tables: a small process starts it instead.
+PEAK = """
+import resource, subprocess, sys
+status = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if status == 0 else -1)
+"""
+
+
 def timed_train(text: Path, home: Path, model: str, max_time: float) -> dict:
     """`wordlstm train` in a child process: seconds to its start line, in all, peak RSS."""
     env = {**os.environ, "WORDLSTM_HOME": str(home), "XDG_CACHE_HOME": str(home / "cache")}
     command = [sys.executable, "-m", "wordlstm", "train", str(text), *MODEL, "--epochs", "1"]
     begin = time.perf_counter()
     proc = subprocess.Popen(
-        [*command, "--max-time", str(max_time), "--model", model],
+        [sys.executable, "-c", PEAK, *command, "--max-time", str(max_time), "--model", model],
         env=env,
         stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
     started = None
     for line in proc.stderr:
         if started is None and line.startswith(b"vocabulary "):
             started = time.perf_counter() - begin
             print("  " + line.decode().strip(), flush=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"wordlstm train failed (status {status})")
-    return {"start": started, "seconds": time.perf_counter() - begin, "rss": usage.ru_maxrss}
+    rss = int(proc.stdout.read())
+    if proc.wait() != 0 or rss < 0:
+        raise SystemExit("wordlstm train failed")
+    return {"start": started, "seconds": time.perf_counter() - begin, "rss": rss}
 
 
 def exact_resume(text: Path, home: Path, steps: int) -> float:
