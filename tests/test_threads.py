@@ -3,6 +3,7 @@ count is kept when no flag is given, and without either the count follows the lo
 again before each epoch; none of it makes a resumed run a different one."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def test_the_count_is_chosen_again_before_each_epoch(blas, monkeypatch, corpus, 
     loads = iter([0, 1, 0])  # the load before epochs 1, 2 and 3
     monkeypatch.setattr(threads, "busy_others", lambda: next(loads, 0))
     monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "RECHECK_SECONDS", math.inf)  # only between epochs
     blas.set(1)
     epochs, starts = [], []
     result = train_files(
@@ -79,6 +81,20 @@ def test_the_count_is_chosen_again_before_each_epoch(blas, monkeypatch, corpus, 
     assert starts[0].threads == 2 and starts[0].threads_by_load
     assert result.threads == 2
     assert blas.get() == 1  # put back after the run
+
+
+def test_the_load_is_read_again_within_an_epoch(blas, monkeypatch, corpus, tmp_path):
+    for name in threads.ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    loads = iter([0])  # quiet at the start, then busy
+    monkeypatch.setattr(threads, "busy_others", lambda: next(loads, 1))
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    monkeypatch.setattr(threads, "RECHECK_SECONDS", 0.0)  # at every step
+    seen = []
+    train_files(
+        tiny_job([corpus], tmp_path / "m", epochs=1), on_progress=lambda p: seen.append(blas.get())
+    )
+    assert seen[0] == 2 and set(seen[1:]) == {1}
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])

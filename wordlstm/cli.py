@@ -225,7 +225,7 @@ def train(
     threads: int = typer.Option(
         None,
         help=THREADS_HELP + " if set, else 2, or 1 while other processes keep the cores busy, "
-        "chosen before each epoch]",
+        "chosen again each epoch and every 10 s]",
     ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:

@@ -1,6 +1,7 @@
 """How many threads NumPy's matrix products use: set at run time in the OpenBLAS that NumPy
 loaded (found among the libraries mapped into the process, called through ctypes), chosen
-by a setting, else by the environment, else by the load on the machine before each epoch.
+by a setting, else by the environment, else by the load on the machine (read again each epoch
+and every RECHECK_SECONDS).
 
 A matrix product splits its work between the threads and waits for the slowest one, so a
 thread that shares its core with another busy process holds all of them back: on a busy
@@ -9,6 +10,7 @@ machine one thread trains faster than two.
 
 import contextlib
 import ctypes
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ ENVIRONMENT = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")  # read by OpenBLAS as
 MOST_BY_DEFAULT = 2  # more threads hardly speed up products of a few hundred rows
 SAMPLES = 3  # readings of the runnable processes, SAMPLE_GAP seconds apart: the fewest counts
 SAMPLE_GAP = 0.01
+RECHECK_SECONDS = 10.0  # while the count follows the load, it is chosen again this often
 
 
 def check_threads(threads: int | None) -> None:
@@ -38,11 +41,12 @@ def default_threads(busy_others: int, cores: int) -> int:
 @dataclass
 class Threads:
     """The thread count of a run: `given` (None: not given) wins over the environment, and
-    without either `choose` follows the load; `count` is the count in use, None where NumPy
-    has no OpenBLAS to set."""
+    without either `choose` follows the load (before each epoch, and every RECHECK_SECONDS
+    with `follow`); `count` is the count in use, None where NumPy has no OpenBLAS to set."""
 
     given: int | None = None
     count: int | None = None
+    chosen: float = -math.inf  # when the count was last chosen (time.monotonic)
 
     def __post_init__(self) -> None:
         check_threads(self.given)
@@ -68,6 +72,7 @@ class Threads:
         """Sets the count for what runs next (an epoch): the given one, else the
         environment's (left as OpenBLAS read it), else `default_threads` for the load now.
         Returns the count in use."""
+        self.chosen = time.monotonic()
         blas = openblas()
         if blas is None:
             return None
@@ -77,6 +82,12 @@ class Threads:
             blas.set(default_threads(busy_others(), cores()))
         self.count = blas.get()
         return self.count
+
+    def follow(self) -> None:
+        """Chooses again if the count follows the load and RECHECK_SECONDS have passed since
+        it was last chosen: a long epoch adapts to processes that start or end in it."""
+        if time.monotonic() - self.chosen >= RECHECK_SECONDS and self.by_load:
+            self.choose()
 
 
 def cores() -> int:

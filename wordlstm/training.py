@@ -80,7 +80,7 @@ class Epoch:
     improved: bool  # below the best validation perplexity so far: the schedule's signal
     saved: bool  # improved, or within NEAR_BEST of the best: these weights are the model now
     averaged: bool = False  # the weights validated were the running average (ASGD)
-    threads: int | None = None  # the BLAS threads it ran with, where the job knows them
+    threads: int | None = None  # the BLAS threads in use at its end, where the job knows
 
 
 @dataclass

@@ -98,7 +98,7 @@ class TrainStart:
     epochs: int  # the run's budget: the epochs it trains at most
     max_time: float | None  # and its seconds, if it has a time budget
     threads: int | None = None  # BLAS threads for the first epoch (None: not OpenBLAS)
-    threads_by_load: bool = False  # chosen by the load again before each epoch
+    threads_by_load: bool = False  # chosen by the load again as the run goes (`Threads`)
 
 
 def train_files(
@@ -171,6 +171,10 @@ def train_files(
         threads = Threads(job.threads)
         counts: list[int | None] = []  # the threads of each epoch reported
 
+        def progressed(p: Progress) -> None:
+            on_progress(p)
+            threads.follow()
+
         def epoch_ended(e: Epoch) -> None:
             counts.append(threads.count)
             on_epoch(replace(e, threads=threads.count))
@@ -187,7 +191,7 @@ def train_files(
                     job.recipe,
                     rng,
                     start=saved.state if saved is not None else None,
-                    on_progress=on_progress,
+                    on_progress=progressed,
                     on_epoch=epoch_ended,
                     on_retry=on_retry,
                     save=saver,
