@@ -108,7 +108,8 @@ def test_a_count_below_one_is_one_error_line(home, corpus, value):
 
 
 def test_train_says_its_count_and_resumes_with_another(home, corpus):
-    """The epoch line and the JSON summary give the count; a resumed run may use another."""
+    """The epoch line, the JSON summary and the history give the count; a resumed run may use
+    another."""
     args = ["train", str(corpus), *TINY, "--epochs", "1", "--model", "m"]
     quiet = {"OPENBLAS_NUM_THREADS": "1"}
     first = run(*args, "--threads", "2", "--json", home=home, env=quiet, check=True)
@@ -117,6 +118,8 @@ def test_train_says_its_count_and_resumes_with_another(home, corpus):
     resume = [*args[:-4], "--epochs", "2", "--model", "m", "--resume"]
     again = run(*resume, home=home, env=quiet, check=True)
     assert " | 1 thread | " in again.err.splitlines()[1]  # the environment's
+    history = json.loads((home / "m" / "config.json").read_text())["history"]
+    assert [e["threads"] for e in history] == [2, 1]
 
 
 @pytest.mark.parametrize("command", ["score", "eval"])

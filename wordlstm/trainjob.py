@@ -169,15 +169,13 @@ def train_files(
             saver.resume_from(saved)
         check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
         threads = Threads(job.threads)
-        counts: list[int | None] = []  # the threads of each epoch reported
 
         def progressed(p: Progress) -> None:
             on_progress(p)
             threads.follow()
 
         def epoch_ended(e: Epoch) -> None:
-            counts.append(threads.count)
-            on_epoch(replace(e, threads=threads.count))
+            on_epoch(e)
             if threads.by_load:
                 threads.choose()  # for the next epoch
 
@@ -196,6 +194,7 @@ def train_files(
                     on_retry=on_retry,
                     save=saver,
                     stop=interrupted,
+                    threads=lambda: threads.count,
                 )
         state = saver.state
         if not interrupted() and state is not None and state.epoch <= job.recipe.epochs:
@@ -228,7 +227,7 @@ def train_files(
         vocab=arch.vocab,
         params=arch.param_count(),
         stopped_by_budget=ended == "out of time",
-        threads=counts[-1] if counts else threads.count,
+        threads=history[-1].threads if history else threads.count,
     )
     if start is not None:
         result.old_valid_ppl_before = start.base.old_valid_ppl_before
