@@ -141,6 +141,21 @@ def tiny_job(
     )
 
 
+def training_lines(paths) -> list[str]:
+    """The lines of training files as training reads them (`text.training_pieces`), the
+    pieces of a long line joined."""
+    from wordlstm.text import training_pieces
+
+    lines, line = [], []
+    for path in paths:
+        for piece, ends in training_pieces(str(path)):
+            line.append(piece)
+            if ends:
+                lines.append("".join(line))
+                line = []
+    return lines
+
+
 def arrays(file: Path) -> dict[str, np.ndarray]:
     """The arrays of an npz or safetensors file."""
     if file.suffix == ".safetensors":
@@ -154,6 +169,19 @@ def max_difference(a: Path, b: Path, file: str = "model.safetensors") -> float:
     x, y = arrays(a / file), arrays(b / file)
     assert sorted(x) == sorted(y)
     return max(float(np.abs(x[k] - y[k]).max()) for k in x)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_cache(tmp_path_factory):
+    """Training's token cache (`wordlstm.tokencache`) in a folder of the session's, never
+    the user's (subprocesses inherit it)."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if before is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture

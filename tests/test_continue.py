@@ -22,13 +22,13 @@ from conftest import (
     read_epoch_line,
     run,
     tiny_job,
+    training_lines,
 )
 
 from wordlstm import finetune, resume
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import Interrupted
 from wordlstm.settings import Recipe
-from wordlstm.text import read_training_lines
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.trainjob import TrainJob, train_files
 
@@ -93,7 +93,7 @@ def test_continue_trains_further_and_keeps_the_vocabulary(base, store):
 
 def counts(path: Path) -> Counter:
     """How often each word occurs in the new text (its only punctuation is full stops)."""
-    return Counter(w for line in read_training_lines([str(path)]) for w in
+    return Counter(w for line in training_lines([str(path)]) for w in
                    line.replace(".", " . ").split())  # fmt: skip
 
 
@@ -131,7 +131,7 @@ def test_the_grown_starting_model_keeps_the_old_rows_and_inits_the_new_ones(corp
     old = load_model(str(folder))
     new = new_text(tmp_path / "new.txt", repeat=200)
     job, start = finetune.start(continue_job(new, folder, grow=True), folder, None)
-    tokenizer = start.vocabulary(read_training_lines([str(new)]))
+    tokenizer = start.vocabulary(training_lines([str(new)]))
     model = start.model(tokenizer.vocab_size, np.random.default_rng(1))
     V, grown = old.tokenizer.vocab_size, tokenizer.vocab_size
     assert grown == V + len(NEW_WORDS) + 1

@@ -6,10 +6,11 @@ import sys
 import threading
 
 import pytest
+from conftest import training_lines
 
 from wordlstm import text
 from wordlstm.errors import BadInput
-from wordlstm.text import PIECE_BYTES, LineReader, LongLine, read_training_lines, ready_batches
+from wordlstm.text import PIECE_BYTES, LineReader, LongLine, ready_batches
 
 
 def lines_of(stream, piece_bytes: int = PIECE_BYTES) -> LineReader:
@@ -25,54 +26,54 @@ def write(tmp_path, name: str, data: bytes) -> str:
 
 def test_training_lines_split_on_newline_only(tmp_path):
     path = write(tmp_path, "a.txt", "a\x0bb\u2028c\x1cd\r\nsecond\n\nlast".encode())
-    assert read_training_lines([path]) == ["a\x0bb\u2028c\x1cd", "second", "", "last"]
+    assert training_lines([path]) == ["a\x0bb\u2028c\x1cd", "second", "", "last"]
 
 
 def test_final_newline_starts_no_line_and_files_concatenate(tmp_path):
     one = write(tmp_path, "one.txt", b"x y\n")
     two = write(tmp_path, "two.txt", "\ufeffz\n\n".encode())  # a BOM is not text
-    assert read_training_lines([one, two]) == ["x y", "z", ""]
+    assert training_lines([one, two]) == ["x y", "z", ""]
 
 
 def test_dash_reads_stdin(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\nline 2\n")))
-    assert read_training_lines(["-"]) == ["from stdin", "line 2"]
+    assert training_lines(["-"]) == ["from stdin", "line 2"]
 
 
 def test_missing_file(tmp_path):
     missing = str(tmp_path / "missing.txt")
     with pytest.raises(BadInput, match="missing.txt: no such file"):
-        read_training_lines([missing])
+        training_lines([missing])
 
 
 def test_directory(tmp_path):
     with pytest.raises(BadInput, match="directory"):
-        read_training_lines([str(tmp_path)])
+        training_lines([str(tmp_path)])
 
 
 def test_binary_file(tmp_path):
     path = write(tmp_path, "data.bin", b"looks like text\n\x00\x01\x02")
     with pytest.raises(BadInput, match="data.bin.*binary"):
-        read_training_lines([path])
+        training_lines([path])
 
 
 def test_not_utf8_names_file_and_offset(tmp_path):
     path = write(tmp_path, "latin1.txt", "caf\xe9 au lait\n".encode("latin-1"))
     with pytest.raises(BadInput, match=r"latin1.txt: not UTF-8.*offset 3"):
-        read_training_lines([path])
+        training_lines([path])
 
 
 @pytest.mark.parametrize("data", [b"", b"  \n\t\n\r\n", "\ufeff\n".encode()])
 def test_empty_or_blank_file(tmp_path, data):
     path = write(tmp_path, "blank.txt", data)
     with pytest.raises(BadInput, match="blank.txt: is empty"):
-        read_training_lines([path])
+        training_lines([path])
 
 
 def test_empty_stdin(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
     with pytest.raises(BadInput, match="stdin"):
-        read_training_lines(["-"])
+        training_lines(["-"])
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
@@ -86,7 +87,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
 
         monkeypatch.setattr(text, "open", refuse, raising=False)
     with pytest.raises(BadInput, match="secret.txt: permission denied"):
-        read_training_lines([path])
+        training_lines([path])
 
 
 def test_input_lines_never_fail_and_keep_one_item_per_newline():

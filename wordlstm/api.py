@@ -67,6 +67,7 @@ __all__ = [
     "show",
     "store_home",
     "train",
+    "use_threads",
 ]
 
 PROMPT_BATCH = 64  # prompts read side by side
@@ -301,6 +302,15 @@ def read_lines(files: Iterable[str]) -> LineReader:
     from wordlstm.text import read_lines as text_lines
 
     return text_lines(files)
+
+
+def use_threads(threads: int) -> int | None:
+    """Sets the threads of NumPy's matrix products (its OpenBLAS) for the rest of the process;
+    returns the count in use, None where NumPy's BLAS is not OpenBLAS. SettingError below 1.
+    (`train` takes `threads` as a setting, and without it follows the load.)"""
+    from wordlstm.threads import Threads
+
+    return Threads(given=threads).choose()
 
 
 def train(

@@ -51,6 +51,7 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 MODEL_HELP = "a model name in the store, or a path to a model folder"
+THREADS_HELP = "threads for the matrix products [default: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS"
 FIELD_OF = {"continue_run": "continued"}  # train's parameters not named as their settings
 FLAG_OF = {"continued": "--continue"}  # and their flags
 
@@ -237,6 +238,11 @@ def train(
         "--grow-vocab",
         help="with --continue: add the words of the files seen --min-freq times to the "
         "vocabulary (up to --vocab-size in all)",
+    ),
+    threads: int = typer.Option(
+        None,
+        help=THREADS_HELP + " if set, else 2, or 1 while other processes keep the cores busy, "
+        "chosen again each epoch and every 10 s]",
     ),
     json_out: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
 ) -> None:
@@ -475,8 +481,16 @@ class TrainView:
         mark = "saved as best" if e.improved else "saved, near best" if e.saved else "not better"
         self.console.print(
             f"epoch {e.epoch:3d} | train ppl {e.train_ppl:9.2f} | valid ppl {e.valid_ppl:9.2f}"
-            f" | lr {e.lr:g} | {e.seconds:6.1f} s | {e.tokens / e.seconds:8,.0f} tok/s | {mark}"
+            f" | lr {e.lr:g} | {e.seconds:6.1f} s | {e.tokens / e.seconds:8,.0f} tok/s"
+            f"{threads_text(e.threads)} | {mark}"
         )
+
+
+def threads_text(threads: int | None) -> str:
+    """The epoch line's thread count (nothing where NumPy's BLAS is not OpenBLAS)."""
+    if threads is None:
+        return ""
+    return f" | {threads} thread{'s' if threads > 1 else ''}"
 
 
 @app.command(
@@ -633,10 +647,13 @@ def score(
         help="print each line (after its ppl) with its tokens coloured by the rank the model "
         "gave them: top 1, top 10, top 100, beyond (a legend goes to stderr)",
     ),
+    threads: int = typer.Option(None, help=THREADS_HELP + ", else all cores]"),
 ) -> None:
     """Log-probability and perplexity of each input line: ppl, log_prob, tokens, text."""
     if color and (json_out or per_token):
         raise BadInput("--color shows the ranks itself: leave out --json and --per-token")
+    if threads is not None:
+        api.use_threads(threads)
     m = api.load(model)
     lines = api.read_lines(files or ["-"])
     totals = api.ScoreTotals()
@@ -702,6 +719,7 @@ def evaluate(
         help="the word cache: the model's last N states and the words after them, kept per "
         "stream and mixed into the prediction as far as they help; 0 = the model alone",
     ),
+    threads: int = typer.Option(None, help=THREADS_HELP + ", else all cores]"),
 ) -> None:
     """Perplexity and top-1/top-5 next-word accuracy on a file (the benchmark protocol).
 
@@ -713,6 +731,8 @@ def evaluate(
     typing everything. A literal <unk> in the text is not typed; unknown words are typed
     in full. Top-3 of words: the share of words offered before their first character.
     """
+    if threads is not None:
+        api.use_threads(threads)
     m = api.load(model)
     with TokenProgress(stderr_console(), "eval") as progress:
         r = m.evaluate(

@@ -1,27 +1,55 @@
 """Token streams cut into parallel batches and truncated-BPTT chunks, as NumPy arrays."""
 
+import mmap
 import os
 import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 
+RELEASE_TOKENS = 1 << 20  # a memory-mapped stream's pages are dropped after this many tokens
+BLOCK_TOKENS = 1 << 20  # a stream is read whole in blocks of this many tokens
+
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     """Cuts one token stream into batch_size parallel streams, one per column (rows, B).
-    The tail that does not fill a row is dropped, as in the PyTorch example."""
+    The tail that does not fill a row is dropped, as in the PyTorch example. A view, not a
+    copy: a memory-mapped stream stays on disk."""
     rows = len(ids) // batch_size
-    return np.ascontiguousarray(ids[: rows * batch_size].reshape(batch_size, rows).T)
+    return ids[: rows * batch_size].reshape(batch_size, rows).T
 
 
 def chunks(
     data: np.ndarray, bptt: int, start: int = 0
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(row, inputs, targets) for consecutive chunks of at most bptt rows; the targets are
-    the inputs shifted one step ahead. The state carries over from one chunk to the next."""
-    for i in range(start, len(data) - 1, bptt):
+    the inputs shifted one step ahead. The state carries over from one chunk to the next.
+    The pages read of a memory-mapped `data` are released every RELEASE_TOKENS tokens."""
+    every = max(1, RELEASE_TOKENS // (bptt * max(1, data.shape[1])))
+    for k, i in enumerate(range(start, len(data) - 1, bptt), start=1):
         n = min(bptt, len(data) - 1 - i)
         yield i, data[i : i + n], data[i + 1 : i + 1 + n]
+        if k % every == 0:
+            release(data)
+
+
+def blocks(ids: np.ndarray) -> Iterator[np.ndarray]:
+    """A stream in consecutive blocks of BLOCK_TOKENS, its pages released after each, so
+    that reading a memory-mapped stream whole costs no resident memory."""
+    for i in range(0, len(ids), BLOCK_TOKENS):
+        yield ids[i : i + BLOCK_TOKENS]
+        release(ids)
+
+
+def release(ids: np.ndarray) -> None:
+    """Drops the pages of the file a memory-mapped array maps from this process's memory:
+    they stay in the system's file cache and come back from there when read again, so a
+    stream larger than memory can be read through. Does nothing for an array in memory."""
+    base = ids
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        base._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def parallel_chunks(ids, batch_size: int, bptt: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -65,9 +93,12 @@ class TokenSpool:
 
 def hold_out(ids: np.ndarray, eos_id: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Splits a stream into training text and a validation tail of about `fraction` of the
-    tokens, cut at a line end so no line is split."""
+    tokens, cut at a line end so no line is split. Both are views of `ids`."""
     cut = int(len(ids) * (1 - fraction))
-    ends = np.flatnonzero(ids[:cut] == eos_id)
-    if len(ends):
-        cut = int(ends[-1]) + 1
+    for stop in range(cut, 0, -BLOCK_TOKENS):  # back from the cut to the line end before it
+        begin = max(0, stop - BLOCK_TOKENS)
+        ends = np.flatnonzero(ids[begin:stop] == eos_id)
+        if len(ends):
+            cut = begin + int(ends[-1]) + 1
+            break
     return ids[:cut], ids[cut:]

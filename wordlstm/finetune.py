@@ -11,12 +11,13 @@ new run is validated (`saver.Kept`).
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from wordlstm import store
+from wordlstm import store, tokencache
 from wordlstm.backend import to_host
 from wordlstm.checkpoint import Loaded, load_model
 from wordlstm.data import hold_out
@@ -26,7 +27,7 @@ from wordlstm.predict import evaluate
 from wordlstm.resume import Saved
 from wordlstm.saver import Kept
 from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
-from wordlstm.text import STDIN, read_training_lines
+from wordlstm.text import STDIN
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.trainjob import VALID_FRACTION, TrainJob
 
@@ -69,7 +70,7 @@ class Start:
     old_valid_ids: np.ndarray | None  # read with the old vocabulary
     old_valid: str  # what the old validation text is, or why it cannot be read
 
-    def vocabulary(self, lines: list[str]) -> Tokenizer:
+    def vocabulary(self, lines: Iterable[str]) -> Tokenizer:
         """The folder's vocabulary, grown by the words of `lines` if asked."""
         tokenizer = self.loaded.tokenizer
         if self.grow is None:
@@ -119,7 +120,7 @@ def start(job: TrainJob, path: Path, saved: Saved | None) -> tuple[TrainJob, Sta
     else:
         base = _base(loaded, path)
     job = _resolved(job, loaded, base, path)
-    ids, what = _old_validation(base, loaded.tokenizer)
+    ids, what = _old_validation(base, loaded.tokenizer, job.recipe.valid_tokens)
     if saved is None and ids is not None:
         base.old_valid_ppl_before = _validation_ppl(loaded.model, ids, job.recipe)
     grow = job.tokenizer if job.grow_vocab else None
@@ -204,20 +205,23 @@ def _recipe(job: TrainJob, base: Base, path: Path) -> Recipe:
         raise BadInput(f"{path}: config.json's recipe is damaged ({e})") from None
 
 
-def _old_validation(base: Base, tokenizer: Tokenizer) -> tuple[np.ndarray | None, str]:
-    """The old validation text's ids in the old vocabulary (the tokenizer's ids from
-    `base.vocab` on are read as unknown) and what it is; or None and why it cannot be read:
-    its file is gone, or changed since (its token counts differ), or it was stdin."""
+def _old_validation(
+    base: Base, tokenizer: Tokenizer, valid_tokens: int
+) -> tuple[np.ndarray | None, str]:
+    """The old validation text's first `valid_tokens` + 1 ids (what validation reads) in
+    the old vocabulary (the tokenizer's ids from `base.vocab` on are read as unknown) and
+    what it is; or None and why it cannot be read: its file is gone, or changed since (its
+    token counts differ), or it was stdin. Its ids come through the token cache."""
     valid, files = base.data.get("valid"), base.data.get("files")
     sources = [valid] if valid else files if isinstance(files, list) else []
     what = str(valid) if valid else "the held-out tail of " + ", ".join(map(str, sources))
     if not sources or not all(isinstance(s, str) and s != STDIN for s in sources):
         return None, f"{what} was not read from files"
     try:
-        ids = tokenizer.encode_lines(read_training_lines(sources))
+        with tokencache.Text(sources) as text:
+            ids = text.token_ids(tokenizer)
     except BadInput as e:
         return None, f"{what} is gone ({e})"
-    ids[ids >= base.vocab] = tokenizer.unk_id
     changed = None, f"{what} has changed since"
     if not valid:
         train_ids, ids = hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
@@ -225,6 +229,8 @@ def _old_validation(base: Base, tokenizer: Tokenizer) -> tuple[np.ndarray | None
             return changed
     if len(ids) != base.data.get("valid_tokens") or len(ids) < 2:
         return changed
+    ids = np.array(ids[: valid_tokens + 1])
+    ids[ids >= base.vocab] = tokenizer.unk_id
     return ids, what
 
 

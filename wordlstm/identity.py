@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wordlstm.data import blocks
 from wordlstm.errors import BadInput, Difference, SettingError, SettingsDiffer, literal
 from wordlstm.resume import Saved
 
@@ -50,7 +51,8 @@ def data_digest(tokenizer_json: str, train_ids: np.ndarray, valid_ids: np.ndarra
     digest = hashlib.sha256(tokenizer_json.encode())
     for ids in (train_ids, valid_ids):
         digest.update(np.int64(len(ids)))
-        digest.update(np.ascontiguousarray(ids, dtype=np.int32))
+        for block in blocks(ids):
+            digest.update(np.ascontiguousarray(block, dtype=np.int32))
     return digest.hexdigest()
 
 

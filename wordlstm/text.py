@@ -7,6 +7,7 @@ Windows files read the same.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
@@ -25,16 +26,27 @@ BLOCK_BYTES = 1 << 16  # one read from an input
 T = TypeVar("T")
 
 
-def read_training_lines(paths: list[str]) -> list[str]:
-    """All lines of the training files in order ("-" reads stdin).
-
-    Returns a list because training reads the text twice: once to build the vocabulary,
-    once to encode it. Any unusable file is a BadInput naming it.
-    """
-    lines: list[str] = []
-    for path in paths:
-        lines.extend(_lines(_decode(path, _read_bytes(path))))
-    return lines
+def training_pieces(path: str, name: str | None = None) -> Iterator[tuple[str, bool]]:
+    """The text of a training file in order, as (text, whether it ends a line): a line, or
+    a piece of a long one (`LineReader`: cut between words), so that memory stays bounded
+    for any file. Lines end at "\\n" only, a "\\r" before it and a BOM at the start are
+    dropped. BadInput naming the file (`name`, else its path; "-" is stdin) if it is binary,
+    not UTF-8 or has no words."""
+    name = name or ("stdin" if path == STDIN else path)
+    words = False
+    opened = contextlib.nullcontext(sys.stdin.buffer) if path == STDIN else open_input(path)
+    with opened as stream:
+        try:
+            for line in LineReader([stream], _piece_bytes(), strict=True):
+                for text, ends in line.pieces() if isinstance(line, LongLine) else [(line, True)]:
+                    words = words or not text.isspace() and bool(text)
+                    yield text, ends
+        except BadInput as e:
+            raise BadInput(f"{name}: {e}") from None
+        except OSError as e:
+            raise BadInput(f"{name}: cannot read ({first_line(e)})") from None
+    if not words:
+        raise BadInput(f"{name}: is empty (no words to train on)")
 
 
 def read_lines(files: Iterable[str]) -> LineReader:
@@ -64,17 +76,6 @@ def _piece_bytes() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else PIECE_BYTES
 
 
-def _read_bytes(path: str) -> bytes:
-    """The whole content of a file or of stdin, with OS errors as one-line BadInput."""
-    if path == STDIN:
-        return sys.stdin.buffer.read()
-    with open_input(path) as stream:
-        try:
-            return stream.read()
-        except OSError as e:
-            raise BadInput(f"{path}: cannot read ({first_line(e)})") from None
-
-
 def open_input(path: str) -> BinaryIO:
     """A file opened to read bytes, or stdin's ("-"; left open when closed), with OS errors
     as one-line BadInput naming the file."""
@@ -90,27 +91,6 @@ def open_input(path: str) -> BinaryIO:
         raise BadInput(f"{path}: permission denied") from None
     except OSError as e:
         raise BadInput(f"{path}: cannot read ({first_line(e)})") from None
-
-
-def _decode(path: str, data: bytes) -> str:
-    """The UTF-8 text of a training file; BadInput if it is binary, not UTF-8 or empty."""
-    name = "stdin" if path == STDIN else path
-    if b"\0" in data[:SNIFF_BYTES]:
-        raise BadInput(f"{name}: looks like a binary file (it has NUL bytes), not text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadInput(f"{name}: not UTF-8 text (invalid byte at offset {e.start})") from None
-    text = text.removeprefix(BOM)
-    if not text.strip():
-        raise BadInput(f"{name}: is empty (no words to train on)")
-    return text
-
-
-def _lines(text: str) -> list[str]:
-    """Split on "\\n" only; a final newline does not start another line."""
-    lines = text.removesuffix("\n").split("\n")
-    return [line.removesuffix("\r") for line in lines]
 
 
 def ready_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

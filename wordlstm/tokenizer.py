@@ -8,9 +8,9 @@ saved `tokenizer.json` alone reproduces the encoding, in wordlstm or in `tokeniz
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 
 import numpy as np
 from tokenizers import Regex, models, normalizers, pre_tokenizers, trainers
@@ -22,6 +22,7 @@ UNK = "<unk>"
 EOS = "<eos>"
 SPLITS = ("words", "whitespace")
 BATCH_LINES = 10_000
+BATCH_CHARS = 1 << 22  # and at most about this much text in one batch
 
 # After whitespace splitting, "words" cuts each piece into: a literal <unk> mark, numbers with
 # inner separators (3.5, 1,000, 10:30), words with inner apostrophes or hyphens (don't,
@@ -198,11 +199,26 @@ class Tokenizer:
         Lines go through the HF tokenizer in batches and straight into NumPy arrays, so a
         corpus of tens of millions of words never becomes one Python list of ints.
         """
-        it = iter(lines)
-        parts = []
-        while batch := list(islice(it, BATCH_LINES)):
-            parts.append(self._encode_batch(batch))
+        parts = list(self.encode_pieces((line, True) for line in lines))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+    def encode_pieces(self, pieces: Iterable[tuple[str, bool]]) -> Iterator[np.ndarray]:
+        """The int32 ids of (text, whether it ends a line) pieces, as `text.training_pieces`
+        gives them, in batches of BATCH_LINES pieces or BATCH_CHARS characters: a piece that
+        ends a line is followed by the end-of-line id. A stream of any length, in bounded
+        memory."""
+        texts: list[str] = []
+        ends: list[bool] = []
+        size = 0
+        for text, end in pieces:
+            texts.append(text)
+            ends.append(end)
+            size += len(text)
+            if len(texts) == BATCH_LINES or size >= BATCH_CHARS:
+                yield self._encode_batch(texts, np.array(ends, dtype=bool))
+                texts, ends, size = [], [], 0
+        if texts:
+            yield self._encode_batch(texts, np.array(ends, dtype=bool))
 
     def decode(self, ids: Iterable[int], after: str = "") -> str:
         """Tokens joined with natural spacing: "Today , he 's ( 5 % ) ." -> "Today, he's (5%)."
@@ -230,15 +246,14 @@ class Tokenizer:
             out.append(token if glue else " " + token)
         return "".join(out)
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        """Ids of a batch of lines with the end-of-line id after each."""
+    def _encode_batch(self, batch: list[str], ends: np.ndarray) -> np.ndarray:
+        """Ids of a batch of pieces with the end-of-line id after each that `ends` a line."""
         rows = [e.ids for e in self._hf.encode_batch(batch, add_special_tokens=False)]
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         words = np.fromiter(chain.from_iterable(rows), dtype=np.int32, count=int(lengths.sum()))
-        out = np.full(words.size + len(rows), self._eos, dtype=np.int32)
-        ends = np.cumsum(lengths + 1) - 1
+        out = np.full(words.size + int(ends.sum()), self._eos, dtype=np.int32)
         keep = np.ones(out.size, dtype=bool)
-        keep[ends] = False
+        keep[(np.cumsum(lengths + ends) - 1)[ends]] = False
         out[keep] = self._unspecial(words)
         return out
 

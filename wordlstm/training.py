@@ -80,6 +80,7 @@ class Epoch:
     improved: bool  # below the best validation perplexity so far: the schedule's signal
     saved: bool  # improved, or within NEAR_BEST of the best: these weights are the model now
     averaged: bool = False  # the weights validated were the running average (ASGD)
+    threads: int | None = None  # the BLAS threads in use at its end, where `train` is told
 
 
 @dataclass
@@ -159,6 +160,7 @@ def train(
     on_retry: Callable[[Retry], None] = lambda r: None,
     save: Callable[[TrainState, Epoch | None], None] = lambda s, e: None,
     stop: Callable[[], bool] = lambda: False,
+    threads: Callable[[], int | None] = lambda: None,
 ) -> str:
     """Trains the model in place, from `start` if given, until all epochs are done, the time
     budget is spent, or `stop()` is true after a step or an epoch; returns which: "done",
@@ -169,11 +171,12 @@ def train(
     unfinished epoch validated when out of time inside one. Validating an unfinished epoch
     does not change the course of training, so every saved state resumes exactly. With SGD and
     the plateau schedule the learning rate is divided by 4 (to no lower than the recipe's
-    floor) after an epoch that did not improve on the best.
+    floor) after an epoch that did not improve on the best. `threads()` gives each epoch's
+    summary the BLAS threads in use.
     """
     check_lengths(train_ids, valid_ids, recipe)
     valid_ids = valid_ids[: recipe.valid_tokens + 1]
-    run = _Run(model, train_ids, recipe, rng)
+    run = _Run(model, train_ids, recipe, rng, threads)
     if start is not None:
         run.restore(start)
     epoch_start = run.snapshot() if start is None else start.start or start
@@ -232,7 +235,14 @@ def check_lengths(train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe) 
 class _Run:
     """The live side of a TrainState: model, optimizer, generator and position in the data."""
 
-    def __init__(self, model: LanguageModel, train_ids: np.ndarray, recipe: Recipe, rng) -> None:
+    def __init__(
+        self,
+        model: LanguageModel,
+        train_ids: np.ndarray,
+        recipe: Recipe,
+        rng,
+        threads: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self.model, self.recipe, self.rng = model, recipe, rng
         self.data = batchify(train_ids, recipe.batch_size)
         self.steps = math.ceil((len(self.data) - 1) / recipe.bptt)
@@ -245,6 +255,7 @@ class _Run:
         self.history: list[Epoch] = []
         self.average: dict | None = None
         self.averaged = 0
+        self.threads = threads  # the BLAS threads in use, for each epoch's summary
 
     def train_steps(
         self,
@@ -313,6 +324,7 @@ class _Run:
             improved=self.best is None or valid.ppl < self.best,
             saved=self.best is None or valid.ppl <= self.best * (1 + NEAR_BEST),
             averaged=self.average is not None,
+            threads=self.threads(),
         )
 
     def end_epoch(self, result: Epoch, spent: float) -> None:

@@ -3,6 +3,7 @@ vocabulary, split off validation, train, and save the model folder after every e
 from the jobs that only read a model (`pipeline`), so that those start without importing
 the trainer."""
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wordlstm import identity, resume, store
+from wordlstm import identity, resume, store, tokencache
 from wordlstm.data import hold_out
 from wordlstm.errors import BadInput, Interrupted, RunFailure, SettingError, literal
 from wordlstm.model import Architecture, LanguageModel
@@ -19,7 +20,7 @@ from wordlstm.regularisers import Regularisers
 from wordlstm.saver import Saver
 from wordlstm.settings import ModelSettings, Recipe, TokenizerSettings
 from wordlstm.sigint import deferred_sigint
-from wordlstm.text import read_training_lines
+from wordlstm.threads import Threads, check_threads
 from wordlstm.tokenizer import Tokenizer
 from wordlstm.training import (
     Epoch,
@@ -53,8 +54,11 @@ class TrainJob:
     grow_vocab: bool = False  # continued: add the files' words to its vocabulary
     given: frozenset[str] = frozenset()  # the settings given (field names); a continued
     # run takes the others from its model
+    threads: int | None = None  # BLAS threads; None: the environment's, else by the load
+    # (`threads.Threads`); not part of the run's identity: a resumed run may use others
 
     def __post_init__(self) -> None:
+        check_threads(self.threads)
         if self.force and self.resume:
             raise SettingError("{force} replaces the model and {resume} continues it: give one")
         if self.force and self.continued:
@@ -79,6 +83,7 @@ class TrainResult:
     old_valid: str | None = None  # what that text is, or why it cannot be read
     new_words: int | None = None  # continued: words added to the vocabulary
     stopped_by_budget: bool = False  # the time budget ended the run before all its epochs
+    threads: int | None = None  # the BLAS threads of the last epoch (None: not OpenBLAS)
 
 
 @dataclass
@@ -92,6 +97,8 @@ class TrainStart:
     params: int
     epochs: int  # the run's budget: the epochs it trains at most
     max_time: float | None  # and its seconds, if it has a time budget
+    threads: int | None = None  # BLAS threads for the first epoch (None: not OpenBLAS)
+    threads_by_load: bool = False  # chosen by the load again as the run goes (`Threads`)
 
 
 def train_files(
@@ -164,21 +171,34 @@ def train_files(
         if saved is not None:
             saver.resume_from(saved)
         check_lengths(train_ids, valid_ids, job.recipe)  # before the start line says go
-        on_start(_start(arch, train_ids, valid_ids, job.recipe))
-        with deferred_sigint() as interrupted:
-            ended = train(
-                model,
-                train_ids,
-                valid_ids,
-                job.recipe,
-                rng,
-                start=saved.state if saved is not None else None,
-                on_progress=on_progress,
-                on_epoch=on_epoch,
-                on_retry=on_retry,
-                save=saver,
-                stop=interrupted,
-            )
+        threads = Threads(job.threads)
+
+        def progressed(p: Progress) -> None:
+            on_progress(p)
+            threads.follow()
+
+        def epoch_ended(e: Epoch) -> None:
+            on_epoch(e)
+            if threads.by_load:
+                threads.choose()  # for the next epoch
+
+        with threads.used():
+            on_start(_start(arch, train_ids, valid_ids, job.recipe, threads))
+            with deferred_sigint() as interrupted:
+                ended = train(
+                    model,
+                    train_ids,
+                    valid_ids,
+                    job.recipe,
+                    rng,
+                    start=saved.state if saved is not None else None,
+                    on_progress=progressed,
+                    on_epoch=epoch_ended,
+                    on_retry=on_retry,
+                    save=saver,
+                    stop=interrupted,
+                    threads=lambda: threads.count,
+                )
         state = saver.state
         if not interrupted() and state is not None and state.epoch <= job.recipe.epochs:
             saver.ran_out_of_time()
@@ -210,6 +230,7 @@ def train_files(
         vocab=arch.vocab,
         params=arch.param_count(),
         stopped_by_budget=ended == "out of time",
+        threads=history[-1].threads if history else threads.count,
     )
     if start is not None:
         result.old_valid_ppl_before = start.base.old_valid_ppl_before
@@ -220,9 +241,13 @@ def train_files(
 
 
 def _start(
-    arch: Architecture, train_ids: np.ndarray, valid_ids: np.ndarray, recipe: Recipe
+    arch: Architecture,
+    train_ids: np.ndarray,
+    valid_ids: np.ndarray,
+    recipe: Recipe,
+    threads: Threads,
 ) -> TrainStart:
-    """What the run is about to train on."""
+    """What the run is about to train on, and with how many threads."""
     return TrainStart(
         vocab=arch.vocab,
         train_tokens=int(len(train_ids)),
@@ -231,6 +256,8 @@ def _start(
         params=arch.param_count(),
         epochs=recipe.epochs,
         max_time=recipe.max_time,
+        threads=threads.count,
+        threads_by_load=threads.by_load,
     )
 
 
@@ -357,15 +384,20 @@ def _training_data(
 ) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
     """The tokenizer built on the training files (or that of the model a continued run
     `start`s from) and their token streams for training and validation (`job.valid`, else
-    a held-out tail)."""
-    lines = read_training_lines(job.files)
-    valid_lines = read_training_lines([job.valid]) if job.valid else None
-    if start is None:
-        tokenizer = Tokenizer.train(lines, **asdict(job.tokenizer))
-    else:
-        tokenizer = start.vocabulary(lines)
-    ids = tokenizer.encode_lines(lines)
-    del lines
-    if valid_lines is None:
+    a held-out tail), memory-mapped from the token cache (`tokencache`)."""
+    valid = tokencache.Text([job.valid]) if job.valid else None  # missing: fails here
+    with tokencache.Text(job.files) as text:
+        if start is None:
+            settings = asdict(job.tokenizer)
+            how = json.dumps({"train": settings}, sort_keys=True)
+            tokenizer = text.vocabulary(how, lambda lines: Tokenizer.train(lines, **settings))
+        elif start.grow is None:
+            tokenizer = start.loaded.tokenizer
+        else:
+            how = json.dumps({"grow": asdict(start.grow), "from": start.loaded.tokenizer.to_str()})
+            tokenizer = text.vocabulary(how, start.vocabulary)
+        ids = text.token_ids(tokenizer)
+    if valid is None:
         return tokenizer, *hold_out(ids, tokenizer.eos_id, VALID_FRACTION)
-    return tokenizer, ids, tokenizer.encode_lines(valid_lines)
+    with valid:
+        return tokenizer, ids, valid.token_ids(tokenizer)
