@@ -250,18 +250,20 @@ def peak_of_training(text: Path, home: Path, *args: str) -> int:
 
 
 def test_training_memory_does_not_grow_with_the_corpus(tmp_path, cache):
-    """Two corpora, the larger one with 30 times the tokens: training on it (time-bounded),
-    tokenising it included, peaks at about the memory of the small one; a second run on it
-    reads the cache and tokenises nothing."""
+    """Two corpora, the larger one with 60 times the tokens: training on it (time-bounded),
+    tokenising it included, peaks well below the memory of its ids above the small one's
+    (the tokeniser's batches and the mapped pages in use cost a few MB that do not grow
+    with the corpus); a second run on it reads the cache and tokenises nothing."""
     small = zipf_text(tmp_path / "small.txt", 10_000, seed=1)
-    large = zipf_text(tmp_path / "large.txt", 300_000, seed=2)
+    large = zipf_text(tmp_path / "large.txt", 600_000, seed=2)
     budget = ["--epochs", "1", "--max-time", "2", "--valid", str(small)]
     peak_small = peak_of_training(small, tmp_path / "store", "--model", "s", *budget)
     cached = set(cache.glob("*.npy"))
     peak_large = peak_of_training(large, tmp_path / "store", "--model", "l", *budget)
     npy = max(set(cache.glob("*.npy")) - cached, key=lambda p: p.stat().st_size)
-    assert npy.stat().st_size > 12 << 20  # the ids alone are 1.5 times the bound
-    assert peak_large - peak_small < 8 << 20, (peak_small >> 20, peak_large >> 20)
+    ids = npy.stat().st_size
+    assert ids > 24 << 20
+    assert peak_large - peak_small < ids // 2, (peak_small >> 20, peak_large >> 20, ids >> 20)
     files = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()}
     peak_of_training(large, tmp_path / "store", "--model", "l2", *budget)
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.iterdir()} == files
