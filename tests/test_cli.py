@@ -126,24 +126,38 @@ def test_complete_shows_top_words_with_probabilities(trained):
 def test_commands_that_read_a_model_start_without_the_trainer(trained, corpus, command):
     """They answer fast by not importing what only training needs (the loop, its job and
     resume), nor rich's progress bar: the modules the process had loaded at its end."""
+    loaded = loaded_modules(trained, [str(corpus) if a == "CORPUS" else a for a in command])
+    assert "wordlstm.store" in loaded  # it did read the model
+    for module in ("wordlstm.training", "wordlstm.trainjob", "wordlstm.resume", "rich.progress"):
+        assert module not in loaded
+
+
+def test_complete_starts_without_what_only_sampling_or_old_folders_need(trained):
+    """A greedy completion from a model.safetensors folder imports neither numpy's random
+    generators (sampling), nor tempfile (spooling a stream), nor zipfile (0.1's npz)."""
+    loaded = loaded_modules(trained, ["complete", "I"])
+    assert "wordlstm.predict" in loaded
+    for module in ("numpy.random", "tempfile", "zipfile"):
+        assert module not in loaded
+    assert "numpy.random" in loaded_modules(trained, ["complete", "I", "--sample"])
+
+
+def loaded_modules(home, args: list[str]) -> list[str]:
+    """The modules a CLI process with `args` had loaded at its end (a line on its stdin)."""
     code = (
         "import sys, atexit; from wordlstm.cli import app; atexit.register(lambda: "
-        "print(*sorted(m for m in sys.modules if m.startswith(('wordlstm', 'rich.progress'))),"
-        " file=sys.stderr))\nsys.argv = ['wordlstm', *sys.argv[1:]]; app()"
+        "print(*sorted(sys.modules), file=sys.stderr))\n"
+        "sys.argv = ['wordlstm', *sys.argv[1:]]; app()"
     )
-    args = [str(corpus) if a == "CORPUS" else a for a in command]
     proc = subprocess.run(
         [sys.executable, "-c", code, *args],
         input=b"a line\n",
         capture_output=True,
-        env=cli_env(trained),
+        env=cli_env(home),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    loaded = proc.stderr.decode().split()
-    assert "wordlstm.store" in loaded  # it did read the model
-    for module in ("wordlstm.training", "wordlstm.trainjob", "wordlstm.resume", "rich.progress"):
-        assert module not in loaded
+    return proc.stderr.decode().split()
 
 
 def test_complete_json_reads_one_prompt_per_stdin_line(trained):

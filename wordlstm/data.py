@@ -1,8 +1,6 @@
 """Token streams cut into parallel batches and truncated-BPTT chunks, as NumPy arrays."""
 
-import mmap
 import os
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -45,6 +43,8 @@ def release(ids: np.ndarray) -> None:
     """Drops the pages of the file a memory-mapped array maps from this process's memory:
     they stay in the system's file cache and come back from there when read again, so a
     stream larger than memory can be read through. Does nothing for an array in memory."""
+    import mmap  # here: only training reads a stream through
+
     base = ids
     while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
         base = getattr(base, "base", None)
@@ -67,6 +67,8 @@ class TokenSpool:
     append int32 ids, then slice it as an array (step 1), as `parallel_chunks` does."""
 
     def __init__(self) -> None:
+        import tempfile  # here: reading a prompt or a model needs no spool
+
         self._file = tempfile.TemporaryFile()
         self._length = 0
 

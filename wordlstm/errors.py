@@ -2,7 +2,6 @@
 interrupted training run (exit 130)."""
 
 import json
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,8 @@ class WordlstmError(Exception):
     @property
     def fields(self) -> list[str]:
         """The settings the message names, in order."""
+        import string  # here: only a failure pays its import
+
         return [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
 
     def worded(self, name: Callable[[str], str]) -> str:

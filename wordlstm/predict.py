@@ -1,6 +1,8 @@
 """Prediction on token ids and hidden states: scoring, next-word distributions,
 continuations and the benchmark evaluation. Strings stay with the tokenizer and the CLI."""
 
+from __future__ import annotations  # np.random is imported only when a completion samples
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,7 +28,7 @@ class Reading:
     state after its last token (h and c, each layers x lines x hidden)."""
 
     scores: list[np.ndarray]
-    next_log_probs: "xp.ndarray | None"
+    next_log_probs: xp.ndarray | None
     state: tuple
     ranks: list[np.ndarray] | None = None  # each token's rank (0: the first choice), if asked
 
@@ -192,7 +194,7 @@ class Evaluation:
 
 def evaluate(
     model: LanguageModel,
-    ids: "np.ndarray | TokenSpool",
+    ids: np.ndarray | TokenSpool,
     *,
     batch_size: int = 10,
     bptt: int = 35,
@@ -240,7 +242,7 @@ def evaluate(
     return total
 
 
-def _mixed(model: LanguageModel, out, targets: np.ndarray, mixing: "Mixing") -> tuple:
+def _mixed(model: LanguageModel, out, targets: np.ndarray, mixing: Mixing) -> tuple:
     """log p of each target (T, B) under the word cache's `mixing` of a chunk, and how many
     tokens are likelier than each: the model's rows of log-probabilities made a block of
     steps at a time, so that a large vocabulary's never exist for the whole chunk."""

@@ -43,7 +43,6 @@ import os
 import re
 import shutil
 import struct
-import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,7 +72,6 @@ _DAMAGED = (
     RuntimeError,
     struct.error,
     zlib.error,
-    zipfile.BadZipFile,
 )
 
 
@@ -291,6 +289,8 @@ def remove(path: Path) -> None:
 
 def read_npz(file: Path) -> dict[str, np.ndarray]:
     """Every array of an npz file, fully read and never unpickled; BadInput if it is damaged."""
+    import zipfile  # here: only 0.1's weights and training states are zip archives
+
     if not file.is_file():
         raise BadInput(f"{file.parent} is incomplete: {file.name} is missing")
     try:
@@ -302,7 +302,7 @@ def read_npz(file: Path) -> dict[str, np.ndarray]:
                 arrays = {key: data[key] for key in data.files}
     except MemoryError as e:
         raise RunFailure(f"not enough memory to load {file}") from e
-    except _DAMAGED as e:
+    except (*_DAMAGED, zipfile.BadZipFile) as e:
         raise BadInput(f"{file} is damaged or not an npz archive: {first_line(e)}") from e
     _check_numbers(file, arrays)
     return arrays
