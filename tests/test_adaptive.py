@@ -11,12 +11,12 @@ import pytest
 from conftest import TINY, assert_one_error_line, max_difference, run
 from safetensors.numpy import load_file
 
-from wordlstm import adaptive, api, gradcheck, softmax
+from wordlstm import adaptive, api, gradcheck, settings, softmax
 from wordlstm.checkpoint import load_model
 from wordlstm.errors import SettingError
 from wordlstm.model import Architecture, LanguageModel
 from wordlstm.optim import dense
-from wordlstm.settings import ModelSettings
+from wordlstm.settings import ADAPTIVE_FROM, ModelSettings
 
 CUTOFFS = ["--softmax", "adaptive", "--cutoffs", "5,15"]  # head 5 words, clusters 10 and 19
 
@@ -130,7 +130,42 @@ def test_default_cutoffs_grow_by_fives_up_to_half_the_vocabulary():
     assert adaptive.default_cutoffs(100_000) == (2_000, 10_000, 50_000)
     assert ModelSettings(softmax="adaptive").split(100_000) == (2_000, 10_000, 50_000)
     assert ModelSettings(softmax="adaptive", cutoffs=[7]).split(100_000) == (7,)
-    assert ModelSettings().split(100_000) == ()
+    assert ModelSettings(softmax="full").split(100_000) == ()
+
+
+def test_auto_takes_the_adaptive_softmax_from_adaptive_from_words_where_it_fits():
+    auto = ModelSettings()
+    assert auto.softmax == "auto"
+    below, at = ADAPTIVE_FROM - 1, ADAPTIVE_FROM
+    assert (auto.softmax_for(below), auto.split(below)) == ("full", ())
+    assert (auto.softmax_for(at), auto.split(at)) == ("adaptive", adaptive.default_cutoffs(at))
+    # a hidden size that the default split would leave no projection unit keeps the full one
+    assert ModelSettings(hidden=2, embed=2).softmax_for(10 * ADAPTIVE_FROM) == "full"
+    assert ModelSettings(softmax="full").softmax_for(10 * ADAPTIVE_FROM) == "full"
+    assert ModelSettings(softmax="adaptive").softmax_for(10) == "adaptive"
+
+
+def test_auto_trains_an_adaptive_model_from_the_threshold_and_resumes_exactly(
+    home, corpus, monkeypatch
+):
+    """With the threshold at the corpus's vocabulary, the default settings train an adaptive
+    model (its default split), record it, and a resumed run matches a straight one."""
+    monkeypatch.setattr(settings, "ADAPTIVE_FROM", 34)  # the corpus's 32 words, <unk>, <eos>
+    monkeypatch.setattr(adaptive, "FIRST_CUTOFF", 8)  # a split a 34-word vocabulary can have
+    monkeypatch.setenv("WORDLSTM_HOME", str(home))
+    tiny = {"hidden": 16, "embed": 16, "layers": 1, "bptt": 5, "batch_size": 2}
+    tiny |= {"average": False, "dropout": 0.0}
+    api.train([str(corpus)], "whole", epochs=2, **tiny)
+    api.train([str(corpus)], "part", epochs=1, **tiny)
+    api.train([str(corpus)], "part", epochs=2, resume=True, **tiny)
+    for name in ("whole", "part"):
+        arch = json.loads((home / name / "config.json").read_text())["architecture"]
+        assert (arch["vocab"], arch["softmax"], arch["cutoffs"]) == (34, "adaptive", [8])
+    assert max_difference(home / "part", home / "whole") == 0.0
+    monkeypatch.setattr(settings, "ADAPTIVE_FROM", 35)
+    api.train([str(corpus)], "below", epochs=1, **tiny)
+    arch = json.loads((home / "below" / "config.json").read_text())["architecture"]
+    assert "softmax" not in arch  # the full softmax records no adaptive fields
 
 
 @pytest.mark.parametrize(
@@ -266,7 +301,7 @@ def test_continue_keeps_the_split_and_grows_the_last_cluster(adaptive_home, tmp_
         (["--softmax", "adaptive", "--cutoffs", "5,300"], ["--cutoffs", "below", "34"]),
         (["--cutoffs", "5"], ["--cutoffs go with --softmax adaptive"]),
         (["--softmax", "adaptive", "--cutoffs", "5,x"], ["--cutoffs", "2000,10000"]),
-        (["--softmax", "tree"], ["--softmax must be one of full, adaptive"]),
+        (["--softmax", "tree"], ["--softmax must be one of auto, full, adaptive"]),
     ],
 )
 def test_bad_flags_are_one_error_line(home, corpus, flags, words):

@@ -29,7 +29,7 @@ from wordlstm.errors import (
     WordlstmError,
     first_line,
 )
-from wordlstm.settings import CACHE_SIZE, CompleteOptions, check_cache_size
+from wordlstm.settings import ADAPTIVE_FROM, CACHE_SIZE, CompleteOptions, check_cache_size
 
 if TYPE_CHECKING:
     from wordlstm.autocomplete import Typing
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from wordlstm.trainjob import TrainResult
 
 __all__ = [
+    "ADAPTIVE_FROM",
     "BadInput",
     "CACHE_SIZE",
     "CompleteOptions",

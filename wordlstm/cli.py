@@ -175,9 +175,10 @@ def train(
         help="share embedding and decoder weights (adaptive: the head's word rows)",
     ),
     softmax: str = typer.Option(
-        "full",
+        "auto",
         help="full, or adaptive: frequent words in a small head, rarer ones in clusters behind "
-        "narrower projections (Grave et al. 2017), for large vocabularies",
+        "narrower projections (Grave et al. 2017), for large vocabularies; auto: adaptive from "
+        f"{api.ADAPTIVE_FROM:,} words",
     ),
     cutoffs: str = typer.Option(
         None,

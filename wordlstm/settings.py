@@ -8,6 +8,10 @@ from wordlstm import adaptive
 from wordlstm.errors import SettingError
 
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
+SOFTMAX_CHOICES = ("auto", *adaptive.SOFTMAXES)  # auto: by the vocabulary (softmax_for)
+# From this many words "auto" takes the adaptive softmax: there the full softmax's decoder is
+# nearly all of a step's work (benchmarks/adaptive.md measures both by vocabulary size).
+ADAPTIVE_FROM = 50_000
 SCHEDULES = ("plateau", "budget")  # see Recipe.schedule
 
 
@@ -75,7 +79,7 @@ class ModelSettings:
     weight_drop: float = 0.0
     ar: float = 0.0
     tar: float = 0.0
-    softmax: str = "full"  # "adaptive": the adaptive softmax (wordlstm.adaptive)
+    softmax: str = "auto"  # "full", "adaptive" (wordlstm.adaptive), or by the vocabulary
     cutoffs: list[int] | None = None  # adaptive: where the head and each cluster end;
     # None: adaptive.default_cutoffs of the vocabulary
     div_value: float = 4.0  # adaptive: each cluster's projection is this much narrower
@@ -83,13 +87,25 @@ class ModelSettings:
     def __post_init__(self) -> None:
         if self.cutoffs is not None:
             self.cutoffs = list(self.cutoffs)  # one type, the one config.json gives back
-        adaptive.check_choice(self.softmax, self.cutoffs is not None)
+        if self.softmax not in SOFTMAX_CHOICES:
+            raise SettingError(f"{{softmax}} must be one of {', '.join(SOFTMAX_CHOICES)}")
+        if self.cutoffs is not None and self.softmax != "adaptive":
+            raise SettingError("{cutoffs} go with {softmax} adaptive")
         if self.softmax == "adaptive":
             adaptive.check_split(tuple(self.cutoffs or ()), self.div_value, self.hidden)
 
+    def softmax_for(self, vocab: int) -> str:
+        """The softmax of a model of `vocab` words: the one chosen, or for "auto" the adaptive
+        from ADAPTIVE_FROM words on where its default split suits the hidden size."""
+        if self.softmax != "auto":
+            return self.softmax
+        splits = len(adaptive.default_cutoffs(vocab))
+        fits = min(adaptive.projection_widths(self.hidden, self.div_value, splits), default=1)
+        return "adaptive" if vocab >= ADAPTIVE_FROM and fits >= 1 else "full"
+
     def split(self, vocab: int) -> tuple[int, ...]:
         """The cut-offs of the adaptive softmax over `vocab` words (none for the full)."""
-        if self.softmax != "adaptive":
+        if self.softmax_for(vocab) != "adaptive":
             return ()
         return adaptive.default_cutoffs(vocab) if self.cutoffs is None else tuple(self.cutoffs)
 

@@ -136,8 +136,8 @@ def train_files(
                 f"cannot resume {literal(path)}: its run continues a model on new text; "
                 "resume it with {continued} {resume}"
             )
-        settings = _settings(job)
-        if saved is not None:
+        if saved is not None:  # the same text: the saved model's vocabulary
+            settings = _settings(job, saved.config["architecture"]["vocab"])
             identity.check_settings(saved, settings, path, job.recipe.epochs)
         tokenizer, train_ids, valid_ids = _training_data(job, start)
         digest = identity.data_digest(tokenizer.to_str(), train_ids, valid_ids)
@@ -149,13 +149,13 @@ def train_files(
             hidden=job.net.hidden,
             layers=job.net.layers,
             tied=job.net.tied,
-            softmax=job.net.softmax,
+            softmax=job.net.softmax_for(tokenizer.vocab_size),
             cutoffs=job.net.split(tokenizer.vocab_size),
             div_value=job.net.div_value,
         )
         reg = _regularisers(job.net, default_dropout(len(train_ids), tokenizer.vocab_size))
         rng = np.random.default_rng(job.seed)
-        fingerprint = {"settings": settings, "data": digest}
+        fingerprint = {"settings": _settings(job, tokenizer.vocab_size), "data": digest}
         facts = _facts(job, train_ids, valid_ids, reg)
         if start is None:
             model = LanguageModel.init(arch, rng, dropout=reg, forget_bias=job.net.forget_bias)
@@ -345,11 +345,12 @@ def _regularisers(net: ModelSettings, auto_dropout: float) -> Regularisers:
     )
 
 
-def _settings(job: TrainJob) -> dict:
-    """The flags a resumed run must share with the interrupted one (all but the budget)."""
+def _settings(job: TrainJob, vocab: int) -> dict:
+    """The flags a resumed run must share with the interrupted one (all but the budget), the
+    softmax as chosen for `vocab` words."""
     recipe = asdict(job.recipe)
     del recipe["epochs"], recipe["max_time"]
-    net = asdict(job.net)
+    net = asdict(job.net) | {"softmax": job.net.softmax_for(vocab)}
     if net["dropout"] is None:
         net["dropout"] = "auto"  # the same text gives the same value
     settings = {**net, **asdict(job.tokenizer), **recipe, "seed": job.seed}
