@@ -91,15 +91,20 @@ def test_with_no_cluster_it_is_the_full_softmax(tied):
     np.testing.assert_allclose(dense(grads_1[name]), decoder, rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("tied", [False, True])
-def test_every_gradient_agrees_with_finite_differences_over_two_chunks(tied):
-    problem = gradcheck.tiny_problem(tied, gradcheck.ALL_REGULARISERS, softmax="adaptive")
+@pytest.mark.parametrize("tied, div_value", [(False, 2.0), (True, 2.0), (True, 1.0)])
+def test_every_gradient_agrees_with_finite_differences_over_two_chunks(tied, div_value):
+    """Div 1 with tied weights: the clusters' outputs are the embedding's rows, no arrays of
+    their own, their gradient in the embedding's."""
+    problem = gradcheck.tiny_problem(
+        tied, gradcheck.ALL_REGULARISERS, softmax="adaptive", div_value=div_value
+    )
     targets = np.concatenate([y.ravel() for _, y in problem.chunks])
     assert set(np.searchsorted((3, 5), targets, "right")) == {0, 1, 2}  # the head and both
     checks = gradcheck.check(problem)
     names = {c.name for c in checks}
     assert {"adaptive.head.bias", "adaptive.tail.1.0.weight", "encoder.weight"} <= names
     assert ("adaptive.head.clusters" if tied else "adaptive.head.weight") in names
+    assert ("adaptive.tail.1.1.weight" in names) == (div_value != 1.0)
     assert [c.name for c in checks if not c.passed] == []
 
 
@@ -243,6 +248,34 @@ def test_train_saves_the_split_in_config_json_and_the_weights_by_name(adaptive_h
     probs = np.exp(model.log_probs(out).astype(np.float64))
     assert probs.shape == (4, V)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=1e-5)
+
+
+def test_tied_clusters_of_div_1_save_the_embedding_rows_and_grow_with_it(home, corpus, tmp_path):
+    """With div 1 and tied weights each cluster's output rows are the embedding's rows of its
+    words, saved whole under the cluster's name, and still so after the vocabulary grows."""
+    args = [*TINY, *CUTOFFS, "--div-value", "1", "--tied", "--epochs", "2"]
+    run("train", str(corpus), *args, home=home, check=True)
+    text = tmp_path / "new.txt"
+    text.write_text("The owl sat on the branch.\n" * 60)
+    shutil.copytree(home / "default", home / "grown")
+    run("train", str(text), "--model", "grown", "--continue", "--grow-vocab", "--epochs", "1",
+        home=home, check=True)  # fmt: skip
+    for name in ("default", "grown"):
+        folder = home / name
+        arch = json.loads((folder / "config.json").read_text())["architecture"]
+        weights = load_file(folder / "model.safetensors")
+        V, edges = arch["vocab"], [5, 15, arch["vocab"]]
+        for i in range(2):
+            np.testing.assert_array_equal(
+                weights[f"adaptive.tail.{i}.1.weight"],
+                weights["encoder.weight"][edges[i] : edges[i + 1]],
+            )
+        model = load_model(str(folder)).model
+        out, _, _ = model.forward(np.array([[1, 7, 20]]).T, model.zero_state(1))
+        probs = np.exp(model.log_probs(out).astype(np.float64))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=1e-5)
+        assert probs.shape[1] == V
+    assert json.loads((home / "grown" / "config.json").read_text())["architecture"]["vocab"] > 34
 
 
 def test_score_complete_and_show_read_the_adaptive_model(adaptive_home):

@@ -18,8 +18,11 @@ True) under the prefix `adaptive.`: head.weight (W), head.bias (b), tail.{i}.0.w
 and tail.{i}.1.weight (O_i); as there (and in fairseq's), the clusters have no bias.
 
 With tied weights the head's word rows are the embedding's rows of the same words (as the full
-softmax ties its decoder, Press & Wolf 2017); the cluster tokens' rows and the tails are the
-softmax's own, trained as CLUSTER_ROWS. The saved head.weight holds both, whole.
+softmax ties its decoder, Press & Wolf 2017); the cluster tokens' rows are the softmax's own,
+trained as CLUSTER_ROWS, and the saved head.weight holds both, whole. A cluster whose projection
+is as wide as the hidden layer (div 1) ties its output layer O_i too: its rows are the
+embedding's rows of its words (fairseq's tie_adaptive_weights), saved whole as O_i; a narrower
+cluster's O_i is its own.
 """
 
 import math
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from wordlstm import softmax
 from wordlstm.backend import xp
 from wordlstm.errors import SettingError
-from wordlstm.optim import RowGradient
+from wordlstm.optim import RowGradient, added
 
 HEAD_WEIGHT, HEAD_BIAS = "adaptive.head.weight", "adaptive.head.bias"
 CLUSTER_ROWS = "adaptive.head.clusters"  # tied: the head's rows of the cluster tokens
@@ -124,6 +127,11 @@ class Clusters:
             shapes.update({proj: (d, H), weight: (self.edges[i + 1] - self.edges[i], d)})
         return shapes
 
+    def tied_tails(self, tied: bool) -> tuple[int, ...]:
+        """The clusters whose output rows are the embedding's rows of their words: with tied
+        weights, those whose projection is as wide as the hidden layer (and the embedding)."""
+        return tuple(i for i, d in enumerate(self.dims) if tied and d == self.hidden)
+
     def last_output(self) -> tuple[str, ...]:
         """The output weight (and bias) whose rows are the last words: where new words go."""
         return tail_names(len(self.cutoffs) - 1)[1:] if self.cutoffs else (HEAD_WEIGHT, HEAD_BIAS)
@@ -148,12 +156,17 @@ class AdaptiveSoftmax:
         else:
             params[HEAD_WEIGHT] = self.head[:H].T
         params[HEAD_BIAS] = self.head[H]
-        self.tails = []
+        self.tails, self.tied_tails = [], c.tied_tails(tied)
         for i, d in enumerate(c.dims):
             weight = tail_names(i)[1]
-            bias = xp.zeros(params[weight].shape[0], dtype=params[weight].dtype)  # stays 0
-            block = softmax.decoder_block(params[weight], bias)
-            params[weight] = block[:d].T
+            if i in self.tied_tails:  # the embedding's rows, copied in before each use (`_tail`)
+                output = params["encoder.weight"][c.edges[i] : c.edges[i + 1]]
+            else:
+                output = params[weight]
+            bias = xp.zeros(output.shape[0], dtype=output.dtype)  # stays 0
+            block = softmax.decoder_block(output, bias)
+            if i not in self.tied_tails:
+                params[weight] = block[:d].T
             self.tails.append(block)
 
     def _head(self) -> "xp.ndarray":
@@ -163,6 +176,14 @@ class AdaptiveSoftmax:
             self.head[:H, :C] = self.params["encoder.weight"][:C].T
         return self.head
 
+    def _tail(self, i: int) -> "xp.ndarray":
+        """Cluster i's block, its rows first made the embedding's when it is tied."""
+        block = self.tails[i]
+        if i in self.tied_tails:
+            words = slice(self.clusters.edges[i], self.clusters.edges[i + 1])
+            block[: self.clusters.hidden] = self.params["encoder.weight"][words].T
+        return block
+
     def _split(self, targets: "xp.ndarray") -> tuple["xp.ndarray", "xp.ndarray"]:
         """Each target's cluster (-1: a word of the head) and its output in the head: its own
         id, or its cluster's token."""
@@ -171,8 +192,13 @@ class AdaptiveSoftmax:
         return cluster, xp.where(cluster < 0, targets, c.shortlist + cluster)
 
     def weights(self) -> dict:
-        """The arrays to save that are not parameters as they are: the head's weight whole."""
-        return {HEAD_WEIGHT: self._head()[: self.clusters.hidden].T}
+        """The arrays to save that are not parameters as they are: the head's weight whole,
+        and the tied clusters' output weights."""
+        H = self.clusters.hidden
+        out = {HEAD_WEIGHT: self._head()[:H].T}
+        for i in self.tied_tails:
+            out[tail_names(i)[1]] = self._tail(i)[:H].T
+        return out
 
     def cross_entropy(self, out: "xp.ndarray", targets: "xp.ndarray", cells: int) -> tuple:
         """The mean cross-entropy of the targets after the decoder's input `out` (N, H), fused
@@ -195,18 +221,24 @@ class AdaptiveSoftmax:
             P, rows = self.params[proj], xp.flatnonzero(cluster == i)
             if len(rows) == 0:  # no target in the cluster: its arrays have no gradient
                 grads[proj] = xp.zeros_like(P)
-                grads[weight] = xp.zeros_like(self.params[weight])
+                if i not in self.tied_tails:
+                    grads[weight] = xp.zeros_like(self.params[weight])
                 continue
             h = out[rows]
             u = h @ P.T  # the projection into the cluster
             # -log p_cluster(word), a mean over the cluster's rows: `share` makes it one over N
             local = targets[rows] - c.edges[i]
-            loss_i, du, d_tail = softmax.cross_entropy(self.tails[i], u, local, cells)
+            loss_i, du, d_tail = softmax.cross_entropy(self._tail(i), u, local, cells)
             share = len(rows) / N
             loss += share * loss_i
             du *= share  # through the share
             d_tail *= share
-            grads[weight] = d_tail[:d].T  # (its last row, the bias's, unused)
+            if i in self.tied_tails:  # through the cluster's output rows, the embedding's
+                words = xp.arange(c.edges[i], c.edges[i + 1])
+                tail = RowGradient(words, xp.ascontiguousarray(d_tail[:d].T), (c.vocab, H))
+                grads["encoder.weight"] = added(grads["encoder.weight"], tail)
+            else:
+                grads[weight] = d_tail[:d].T  # (its last row, the bias's, unused)
             grads[proj] = du.T @ h  # through u = h P^T, to P
             dout[rows] += du @ P  # through u = h P^T, to h
         return loss, dout, grads
@@ -227,7 +259,7 @@ class AdaptiveSoftmax:
             if len(rows):
                 u = out[rows] @ self.params[tail_names(i)[0]].T
                 local = targets[rows] - self.clusters.edges[i]
-                in_cluster, _ = softmax.target_log_probs(self.tails[i], u, local, cells, False)
+                in_cluster, _ = softmax.target_log_probs(self._tail(i), u, local, cells, False)
                 log_probs[rows] += in_cluster
         return log_probs, None
 
@@ -252,7 +284,7 @@ class AdaptiveSoftmax:
         log_probs = xp.empty((out.shape[0], c.vocab), dtype=out.dtype)
         log_probs[:, : c.shortlist] = log_head[:, : c.shortlist]
         for i, d in enumerate(c.dims):
-            tail, u = self.tails[i], out @ self.params[tail_names(i)[0]].T
+            tail, u = self._tail(i), out @ self.params[tail_names(i)[0]].T
             in_cluster = softmax.log_softmax(u @ tail[:d])  # (the bias row is 0)
             log_probs[:, c.edges[i] : c.edges[i + 1]] = (
                 log_head[:, c.shortlist + i, None] + in_cluster

@@ -60,12 +60,14 @@ def tiny_problem(
     regularisers: Regularisers | None = None,
     seed: int = 0,
     softmax: str = "full",
+    div_value: float = 2.0,
 ) -> Problem:
     """A float64 model of two layers (vocabulary 7, embedding 5) and two chunks of 4 steps
     of 3 sequences. Its weights are shifted off their initial scale and its biases off zero,
     so that every gate term matters. The adaptive softmax has a head of 3 words and two
-    clusters of 2, with projections of 2 units and 1."""
-    split = {"cutoffs": (3, 5), "div_value": 2.0} if softmax == "adaptive" else {}
+    clusters of 2, with projections of 2 units and 1 (`div_value` 2; 1: as wide as the
+    hidden layer, their outputs tied when the weights are)."""
+    split = {"cutoffs": (3, 5), "div_value": div_value} if softmax == "adaptive" else {}
     H = 5 if tied else 4
     arch = Architecture(vocab=7, embed=5, hidden=H, layers=2, tied=tied, softmax=softmax, **split)
     reg = regularisers if regularisers is not None else Regularisers()

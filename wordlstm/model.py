@@ -76,11 +76,14 @@ class Architecture:
 
     def trained_shapes(self) -> dict[str, tuple[int, ...]]:
         """The arrays a model trains, its `params`: the saved ones less what tying shares
-        with the embedding (the decoder's matrix, or the adaptive head's word rows)."""
+        with the embedding (the decoder's matrix, or the adaptive head's word rows and the
+        output rows of its tied clusters)."""
         shapes = self.shapes()
         if self.tied and self.softmax == "adaptive":
             rows, H = shapes.pop(adaptive.HEAD_WEIGHT)[0] - self.clusters.shortlist, self.hidden
             shapes[adaptive.CLUSTER_ROWS] = (rows, H)
+            for i in self.clusters.tied_tails(True):  # the embedding's rows of their words
+                del shapes[adaptive.tail_names(i)[1]]
         elif self.tied:
             del shapes["decoder.weight"]
         return shapes
