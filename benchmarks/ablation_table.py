@@ -19,7 +19,7 @@ def main() -> None:
     with open(HERE / "ablation.tsv", newline="") as f:
         rows = [dict(zip(COLUMNS, r, strict=True)) for r in csv.reader(f, delimiter="\t")]
     lines = [
-        "# The regularisers and the schedule, alone and together",
+        "# The regularisers, the schedule and the softmax, alone and together",
         "",
         'Each row: `bash benchmarks/ablation.sh CORE TAG SPLIT EPOCHS "FLAGS"` — the default '
         "recipe with FLAGS, a fixed number of epochs (those the split's budget holds on a quiet "

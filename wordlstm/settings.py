@@ -10,7 +10,7 @@ from wordlstm.errors import SettingError
 DEFAULT_LR = {"sgd": 20.0, "adam": 0.002}
 SOFTMAX_CHOICES = ("auto", *adaptive.SOFTMAXES)  # auto: by the vocabulary (softmax_for)
 # From this many words "auto" takes the adaptive softmax: there the full softmax's decoder is
-# nearly all of a step's work (benchmarks/adaptive.md measures both by vocabulary size).
+# nearly all of a step's work (benchmarks/adaptive_vocab.md: the speed-up by vocabulary size).
 ADAPTIVE_FROM = 50_000
 SCHEDULES = ("plateau", "budget")  # see Recipe.schedule
 
