@@ -141,14 +141,19 @@ def _unwritable(root: Path, e: OSError) -> RunFailure:
 
 
 def _file_digest(path: str) -> str:
-    """The sha256 of a file's bytes, read in bounded blocks."""
-    digest = hashlib.sha256()
+    """The sha256 of a file's bytes; BadInput naming it if it cannot be read."""
     with open_input(path) as stream:
         try:
-            while block := stream.read(READ_BYTES):
-                digest.update(block)
+            return _digest(stream)
         except OSError as e:
             raise BadInput(f"{path}: cannot read ({first_line(e)})") from None
+
+
+def _digest(stream) -> str:
+    """The sha256 of the rest of a binary stream, read in blocks of READ_BYTES."""
+    digest = hashlib.sha256()
+    while block := stream.read(READ_BYTES):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -172,12 +177,9 @@ def _cached(root: Path, name: str) -> np.ndarray | None:
 def _ids_digest(file: Path, offset: int) -> str:
     """The sha256 of a .npy file's data (from `offset`), read with plain reads, so that
     checking it does not map the file into memory."""
-    digest = hashlib.sha256()
     with open(file, "rb") as stream:
         stream.seek(offset)
-        while block := stream.read(READ_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+        return _digest(stream)
 
 
 def _write_ids(stream, parts: Iterable[np.ndarray]) -> tuple[int, str]:
